@@ -1,0 +1,570 @@
+//! Budget rules of SPEC.md §1 as pure functions: given the locked usage row
+//! (and hold), decide and compute the new state. No I/O here; the pgrx layer
+//! reads rows under lock, calls these, and writes what they return.
+
+use crate::error::{Error, Result};
+
+/// The counters of one budget `(capability_id, grant_index)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub invocation_count: i64,
+    pub exposed: i64,
+    pub realized: i64,
+}
+
+impl Usage {
+    /// exposed + realized. The rules below keep this sum within bigint,
+    /// so it never overflows for a stored row.
+    pub fn committed(&self) -> i64 {
+        self.exposed.saturating_add(self.realized)
+    }
+}
+
+/// The limits a caller's grant carries; `None` means no limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub max_invocations: Option<i64>,
+    pub max_cost_per_invocation: Option<i64>,
+    pub max_total_cost: Option<i64>,
+}
+
+/// Why an authorization was denied (`hold_decision.denial_reason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Denial {
+    MaxInvocations,
+    MaxCostPerInvocation,
+    MaxTotalCost,
+}
+
+impl Denial {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Denial::MaxInvocations => "max_invocations",
+            Denial::MaxCostPerInvocation => "max_cost_per_invocation",
+            Denial::MaxTotalCost => "max_total_cost",
+        }
+    }
+}
+
+/// The decision of an authorize: the usage after it, or why not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Authorized(Usage),
+    Denied(Denial),
+}
+
+fn overflow(what: &str) -> Error {
+    Error::OutOfRange(format!("{what} would overflow bigint"))
+}
+
+/// Authorize `requested` units against `u` under `l` (SPEC §1): checks
+/// max_invocations, then max_cost_per_invocation, then max_total_cost.
+/// A total that cannot be represented is denied when a total limit exists
+/// (it is certainly above it) and is 22003 when there is none.
+pub fn authorize(u: Usage, l: &Limits, requested: i64) -> Result<Decision> {
+    if let Some(max) = l.max_invocations {
+        if u.invocation_count >= max {
+            return Ok(Decision::Denied(Denial::MaxInvocations));
+        }
+    }
+    if let Some(max) = l.max_cost_per_invocation {
+        if requested > max {
+            return Ok(Decision::Denied(Denial::MaxCostPerInvocation));
+        }
+    }
+    let committed_after = u.committed().checked_add(requested);
+    if let Some(max) = l.max_total_cost {
+        match committed_after {
+            Some(c) if c <= max => {}
+            _ => return Ok(Decision::Denied(Denial::MaxTotalCost)),
+        }
+    }
+    committed_after.ok_or_else(|| overflow("committed cost"))?;
+    Ok(Decision::Authorized(Usage {
+        invocation_count: u
+            .invocation_count
+            .checked_add(1)
+            .ok_or_else(|| overflow("invocation count"))?,
+        exposed: u.exposed + requested,
+        realized: u.realized,
+    }))
+}
+
+/// `budget_try_increment`: one invocation against the count limit.
+/// Returns the new usage, or `None` when the limit is reached.
+pub fn try_increment(u: Usage, max_invocations: Option<i64>) -> Result<Option<Usage>> {
+    if matches!(max_invocations, Some(max) if u.invocation_count >= max) {
+        return Ok(None);
+    }
+    Ok(Some(Usage {
+        invocation_count: u
+            .invocation_count
+            .checked_add(1)
+            .ok_or_else(|| overflow("invocation count"))?,
+        ..u
+    }))
+}
+
+/// Where a hold stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    Open,
+    Released,
+    Reversed,
+    Reconciled,
+}
+
+impl Disposition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Disposition::Open => "open",
+            Disposition::Released => "released",
+            Disposition::Reversed => "reversed",
+            Disposition::Reconciled => "reconciled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Disposition> {
+        match s {
+            "open" => Ok(Disposition::Open),
+            "released" => Ok(Disposition::Released),
+            "reversed" => Ok(Disposition::Reversed),
+            "reconciled" => Ok(Disposition::Reconciled),
+            _ => Err(Error::InvalidParameter(format!(
+                "invalid hold disposition: \"{s}\" (expected open, released, reversed or reconciled)"
+            ))),
+        }
+    }
+}
+
+/// The fencing metadata of a hold or a call: all three or none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Authority {
+    pub authority_id: String,
+    pub lease_id: String,
+    pub lease_epoch: i64,
+}
+
+impl Authority {
+    /// Validates the three optional arguments: all NULL is "no authority";
+    /// some but not all given is 22023; empty ids and negative epochs are 22023.
+    pub fn from_args(
+        authority_id: Option<String>,
+        lease_id: Option<String>,
+        lease_epoch: Option<i64>,
+    ) -> Result<Option<Authority>> {
+        match (authority_id, lease_id, lease_epoch) {
+            (None, None, None) => Ok(None),
+            (Some(a), Some(l), Some(e)) => {
+                let a = crate::validate::id("authority_id", Some(a))?;
+                let l = crate::validate::id("lease_id", Some(l))?;
+                let e = crate::validate::non_negative("lease_epoch", e)?;
+                Ok(Some(Authority {
+                    authority_id: a,
+                    lease_id: l,
+                    lease_epoch: e,
+                }))
+            }
+            _ => Err(Error::InvalidParameter(
+                "authority_id, lease_id and lease_epoch must be given together or not at all"
+                    .to_string(),
+            )),
+        }
+    }
+
+    /// `budget_term`: `authority_id || ':' || lease_epoch`.
+    pub fn term(&self) -> String {
+        format!("{}:{}", self.authority_id, self.lease_epoch)
+    }
+}
+
+/// The stored state of one hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hold {
+    pub hold_id: String,
+    pub capability_id: String,
+    pub grant_index: i32,
+    pub authorized: i64,
+    pub remaining: i64,
+    pub realized: i64,
+    pub disposition: Disposition,
+    pub authority: Option<Authority>,
+}
+
+/// Checks a call's authority against the hold's (SG005).
+pub fn check_fence(hold: &Hold, call: &Option<Authority>) -> Result<()> {
+    match (&hold.authority, call) {
+        (None, None) => Ok(()),
+        (Some(h), Some(c)) if h == c => Ok(()),
+        (Some(h), Some(c)) if h.authority_id == c.authority_id && h.lease_id == c.lease_id => {
+            Err(Error::Fencing(format!(
+                "hold \"{}\" is fenced at lease epoch {}, call carries epoch {}",
+                hold.hold_id, h.lease_epoch, c.lease_epoch
+            )))
+        }
+        (Some(h), Some(_)) => Err(Error::Fencing(format!(
+            "hold \"{}\" belongs to authority \"{}\" lease \"{}\", call carries a different one",
+            hold.hold_id, h.authority_id, h.lease_id
+        ))),
+        (Some(_), None) => Err(Error::Fencing(format!(
+            "hold \"{}\" was created with authority metadata; the call carries none",
+            hold.hold_id
+        ))),
+        (None, Some(_)) => Err(Error::Fencing(format!(
+            "hold \"{}\" was created without authority metadata; the call carries some",
+            hold.hold_id
+        ))),
+    }
+}
+
+/// The three ways to settle exposure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutation {
+    Release,
+    Reverse,
+    Reconcile,
+}
+
+impl Mutation {
+    /// The event `kind` recorded for it.
+    pub fn event_kind(self) -> &'static str {
+        match self {
+            Mutation::Release => "release_exposure",
+            Mutation::Reverse => "reverse_exposure",
+            Mutation::Reconcile => "reconcile_spend",
+        }
+    }
+
+    fn verb(self) -> &'static str {
+        match self {
+            Mutation::Release => "release",
+            Mutation::Reverse => "reverse",
+            Mutation::Reconcile => "reconcile",
+        }
+    }
+}
+
+/// What a mutation does: the usage after, the hold after (hold calls only)
+/// and the units moved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub usage: Usage,
+    pub hold: Option<Hold>,
+    pub exposure_units: i64,
+    pub realized_units: i64,
+}
+
+/// Applies `m` to the budget totals alone (no hold). `amount` is the
+/// exposure given back; `realized` is the spend (reconcile only, required
+/// there). Every shortfall is SG006: the budget cannot give back what it
+/// does not hold.
+pub fn mutate_budget(m: Mutation, u: Usage, amount: i64, realized: i64) -> Result<Outcome> {
+    let label = || format!("budget {}", m.verb());
+    settle(m, u, amount, realized, &label)
+}
+
+fn settle(
+    m: Mutation,
+    u: Usage,
+    amount: i64,
+    realized: i64,
+    label: &dyn Fn() -> String,
+) -> Result<Outcome> {
+    if m == Mutation::Reconcile && realized > amount {
+        return Err(Error::BudgetInvariant(format!(
+            "{}: realized spend {realized} exceeds exposed cost {amount}",
+            label()
+        )));
+    }
+    if amount > u.exposed {
+        return Err(Error::BudgetInvariant(format!(
+            "{}: {amount} exceeds the budget's exposed cost {}",
+            label(),
+            u.exposed
+        )));
+    }
+    let mut after = Usage {
+        exposed: u.exposed - amount,
+        ..u
+    };
+    match m {
+        Mutation::Release => {}
+        Mutation::Reverse => {
+            if u.invocation_count == 0 {
+                return Err(Error::BudgetInvariant(format!(
+                    "{}: the budget has zero invocations",
+                    label()
+                )));
+            }
+            after.invocation_count -= 1;
+        }
+        Mutation::Reconcile => {
+            after.realized = u
+                .realized
+                .checked_add(realized)
+                .ok_or_else(|| overflow("realized cost"))?;
+        }
+    }
+    Ok(Outcome {
+        usage: after,
+        hold: None,
+        exposure_units: amount,
+        realized_units: if m == Mutation::Reconcile {
+            realized
+        } else {
+            0
+        },
+    })
+}
+
+/// Applies `m` to an open hold and its budget. `amount` NULL means the
+/// hold's remaining exposure. Order of checks: open (SG002), the amount fits
+/// the hold (SG003), then the budget invariants (SG006).
+pub fn mutate_hold(
+    m: Mutation,
+    u: Usage,
+    hold: &Hold,
+    amount: Option<i64>,
+    realized: i64,
+) -> Result<Outcome> {
+    if hold.disposition != Disposition::Open {
+        return Err(Error::HoldNotOpen {
+            hold_id: hold.hold_id.clone(),
+            disposition: hold.disposition.as_str().to_string(),
+        });
+    }
+    let amount = amount.unwrap_or(hold.remaining);
+    let fits = match m {
+        Mutation::Release => amount <= hold.remaining,
+        Mutation::Reverse | Mutation::Reconcile => amount == hold.remaining,
+    };
+    if !fits {
+        let rule = if m == Mutation::Release {
+            "at most"
+        } else {
+            "exactly"
+        };
+        return Err(Error::HoldMismatch(format!(
+            "{} of {amount} does not fit hold \"{}\": the amount must be {rule} its remaining exposure {}",
+            m.verb(),
+            hold.hold_id,
+            hold.remaining
+        )));
+    }
+    let label = || format!("{} of hold \"{}\"", m.verb(), hold.hold_id);
+    let mut out = settle(m, u, amount, realized, &label)?;
+    let remaining = hold.remaining - amount;
+    let disposition = match m {
+        Mutation::Release if remaining > 0 => Disposition::Open,
+        Mutation::Release => Disposition::Released,
+        Mutation::Reverse => Disposition::Reversed,
+        Mutation::Reconcile => Disposition::Reconciled,
+    };
+    out.hold = Some(Hold {
+        remaining,
+        realized: hold.realized + out.realized_units,
+        disposition,
+        ..hold.clone()
+    });
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(n: i64, e: i64, r: i64) -> Usage {
+        Usage {
+            invocation_count: n,
+            exposed: e,
+            realized: r,
+        }
+    }
+
+    fn hold(remaining: i64) -> Hold {
+        Hold {
+            hold_id: "h".into(),
+            capability_id: "c".into(),
+            grant_index: 0,
+            authorized: 10,
+            remaining,
+            realized: 0,
+            disposition: Disposition::Open,
+            authority: None,
+        }
+    }
+
+    #[test]
+    fn authorize_checks_limits_in_order() {
+        let l = Limits {
+            max_invocations: Some(1),
+            max_cost_per_invocation: Some(5),
+            max_total_cost: Some(10),
+        };
+        assert_eq!(
+            authorize(usage(0, 0, 0), &l, 5),
+            Ok(Decision::Authorized(usage(1, 5, 0)))
+        );
+        assert_eq!(
+            authorize(usage(1, 0, 0), &l, 99),
+            Ok(Decision::Denied(Denial::MaxInvocations))
+        );
+        assert_eq!(
+            authorize(usage(0, 0, 0), &l, 6),
+            Ok(Decision::Denied(Denial::MaxCostPerInvocation))
+        );
+        assert_eq!(
+            authorize(usage(0, 3, 3), &l, 5),
+            Ok(Decision::Denied(Denial::MaxTotalCost))
+        );
+        // exactly at the limit is allowed
+        assert_eq!(
+            authorize(usage(0, 2, 3), &l, 5),
+            Ok(Decision::Authorized(usage(1, 7, 3)))
+        );
+    }
+
+    #[test]
+    fn authorize_near_bigint_max() {
+        let none = Limits::default();
+        let near = usage(0, i64::MAX - 1, 0);
+        assert_eq!(
+            authorize(near, &none, 1),
+            Ok(Decision::Authorized(usage(1, i64::MAX, 0)))
+        );
+        assert_eq!(authorize(near, &none, 2).unwrap_err().sqlstate(), "22003");
+        let capped = Limits {
+            max_total_cost: Some(i64::MAX),
+            ..Limits::default()
+        };
+        assert_eq!(
+            authorize(near, &capped, 2),
+            Ok(Decision::Denied(Denial::MaxTotalCost))
+        );
+        assert_eq!(
+            authorize(usage(i64::MAX, 0, 0), &none, 0)
+                .unwrap_err()
+                .sqlstate(),
+            "22003"
+        );
+    }
+
+    #[test]
+    fn hold_release_partial_then_full() {
+        let u = usage(1, 10, 0);
+        let out = mutate_hold(Mutation::Release, u, &hold(10), Some(4), 0).unwrap();
+        assert_eq!(out.usage, usage(1, 6, 0));
+        let h = out.hold.unwrap();
+        assert_eq!((h.remaining, h.disposition), (6, Disposition::Open));
+        let out = mutate_hold(Mutation::Release, out.usage, &h, None, 0).unwrap();
+        assert_eq!(out.usage, usage(1, 0, 0));
+        assert_eq!(out.hold.unwrap().disposition, Disposition::Released);
+        let err = mutate_hold(Mutation::Release, u, &hold(10), Some(11), 0).unwrap_err();
+        assert_eq!(err.sqlstate(), "SG003");
+    }
+
+    #[test]
+    fn hold_reverse_and_reconcile() {
+        let u = usage(1, 10, 0);
+        let out = mutate_hold(Mutation::Reverse, u, &hold(10), None, 0).unwrap();
+        assert_eq!(out.usage, usage(0, 0, 0));
+        assert_eq!(
+            mutate_hold(Mutation::Reverse, u, &hold(10), Some(9), 0)
+                .unwrap_err()
+                .sqlstate(),
+            "SG003"
+        );
+        let out = mutate_hold(Mutation::Reconcile, u, &hold(10), Some(10), 7).unwrap();
+        assert_eq!(out.usage, usage(1, 0, 7));
+        assert_eq!(out.hold.as_ref().unwrap().realized, 7);
+        assert_eq!(
+            mutate_hold(Mutation::Reconcile, u, &hold(10), None, 11)
+                .unwrap_err()
+                .sqlstate(),
+            "SG006"
+        );
+        let mut closed = hold(0);
+        closed.disposition = Disposition::Reconciled;
+        assert_eq!(
+            mutate_hold(Mutation::Release, u, &closed, None, 0)
+                .unwrap_err()
+                .sqlstate(),
+            "SG002"
+        );
+    }
+
+    #[test]
+    fn budget_level_invariants() {
+        let u = usage(0, 5, 0);
+        assert_eq!(
+            mutate_budget(Mutation::Release, u, 6, 0)
+                .unwrap_err()
+                .sqlstate(),
+            "SG006"
+        );
+        assert_eq!(
+            mutate_budget(Mutation::Reverse, u, 5, 0)
+                .unwrap_err()
+                .sqlstate(),
+            "SG006"
+        );
+        assert_eq!(
+            mutate_budget(Mutation::Reconcile, usage(1, 5, 0), 5, 3)
+                .unwrap()
+                .usage,
+            usage(1, 0, 3)
+        );
+    }
+
+    #[test]
+    fn fencing() {
+        let a = Authority::from_args(Some("a".into()), Some("l".into()), Some(3))
+            .unwrap()
+            .unwrap();
+        let mut h = hold(1);
+        assert!(check_fence(&h, &None).is_ok());
+        assert_eq!(
+            check_fence(&h, &Some(a.clone())).unwrap_err().sqlstate(),
+            "SG005"
+        );
+        h.authority = Some(a.clone());
+        assert!(check_fence(&h, &Some(a.clone())).is_ok());
+        assert_eq!(check_fence(&h, &None).unwrap_err().sqlstate(), "SG005");
+        for epoch in [2, 4] {
+            let other = Authority {
+                lease_epoch: epoch,
+                ..a.clone()
+            };
+            assert_eq!(
+                check_fence(&h, &Some(other)).unwrap_err().sqlstate(),
+                "SG005"
+            );
+        }
+        assert_eq!(a.term(), "a:3");
+        assert_eq!(
+            Authority::from_args(Some("a".into()), None, Some(1))
+                .unwrap_err()
+                .sqlstate(),
+            "22023"
+        );
+        assert_eq!(
+            Authority::from_args(Some("a".into()), Some("l".into()), Some(-1))
+                .unwrap_err()
+                .sqlstate(),
+            "22023"
+        );
+    }
+
+    #[test]
+    fn try_increment_limit() {
+        assert_eq!(try_increment(usage(1, 0, 0), Some(1)), Ok(None));
+        assert_eq!(
+            try_increment(usage(0, 2, 0), Some(1)),
+            Ok(Some(usage(1, 2, 0)))
+        );
+        assert_eq!(
+            try_increment(usage(5, 0, 0), None),
+            Ok(Some(usage(6, 0, 0)))
+        );
+    }
+}

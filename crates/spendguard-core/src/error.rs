@@ -1,0 +1,153 @@
+//! The one error type of spendguard and its SQLSTATE mapping (SPEC.md §0).
+//!
+//! Every failure that reaches SQL is one of these variants; the pgrx layer
+//! turns it into an `ereport(ERROR)` carrying `sqlstate()` and `message()`.
+//! Messages follow core PostgreSQL style: lower case, no trailing period,
+//! quoted object names.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// 22023: negative amount, empty id, unknown enum text, TTL <= 0.
+    InvalidParameter(String),
+    /// 22004: a required argument is NULL. Holds the argument's name.
+    NullValue(String),
+    /// 22003: an amount or a running total would overflow bigint.
+    OutOfRange(String),
+    /// SG001: hold not found in this tenant.
+    HoldNotFound { hold_id: String },
+    /// SG002: hold is no longer open.
+    HoldNotOpen {
+        hold_id: String,
+        disposition: String,
+    },
+    /// SG003: hold does not match the request.
+    HoldMismatch(String),
+    /// SG004: an event id was reused for a different request.
+    IdempotencyConflict { event_id: String },
+    /// SG005: authority / lease fencing failed.
+    Fencing(String),
+    /// SG006: a budget invariant would break.
+    BudgetInvariant(String),
+    /// SG030: `spendguard.require_tenant` is on and no tenant is set.
+    TenantRequired,
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// The five-character SQLSTATE that SPEC.md promises for this error.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            Error::InvalidParameter(_) => "22023",
+            Error::NullValue(_) => "22004",
+            Error::OutOfRange(_) => "22003",
+            Error::HoldNotFound { .. } => "SG001",
+            Error::HoldNotOpen { .. } => "SG002",
+            Error::HoldMismatch(_) => "SG003",
+            Error::IdempotencyConflict { .. } => "SG004",
+            Error::Fencing(_) => "SG005",
+            Error::BudgetInvariant(_) => "SG006",
+            Error::TenantRequired => "SG030",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Error::InvalidParameter(m)
+            | Error::OutOfRange(m)
+            | Error::HoldMismatch(m)
+            | Error::Fencing(m)
+            | Error::BudgetInvariant(m) => m.clone(),
+            Error::NullValue(arg) => format!("argument \"{arg}\" must not be NULL"),
+            Error::HoldNotFound { hold_id } => format!("hold \"{hold_id}\" does not exist"),
+            Error::HoldNotOpen {
+                hold_id,
+                disposition,
+            } => format!("hold \"{hold_id}\" is not open: it is {disposition}"),
+            Error::IdempotencyConflict { event_id } => {
+                format!("event id \"{event_id}\" was already used for a different request")
+            }
+            Error::TenantRequired => {
+                "spendguard.require_tenant is on but spendguard.tenant is not set".to_string()
+            }
+        }
+    }
+
+    /// Packs the five SQLSTATE characters the way PostgreSQL's
+    /// `MAKE_SQLSTATE` macro does, so custom codes like `SG001` survive.
+    pub fn sqlstate_code(&self) -> i32 {
+        make_sqlstate(self.sqlstate())
+    }
+}
+
+/// `MAKE_SQLSTATE(c1..c5)` from `utils/elog.h`: six bits per character.
+pub fn make_sqlstate(code: &str) -> i32 {
+    let b = code.as_bytes();
+    assert_eq!(b.len(), 5, "a SQLSTATE has five characters");
+    b.iter()
+        .enumerate()
+        .map(|(i, c)| ((i32::from(*c) - i32::from(b'0')) & 0x3F) << (6 * i))
+        .sum()
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.sqlstate(), self.message())
+    }
+}
+
+impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn make_sqlstate_matches_postgres_constants() {
+        // ERRCODE_INVALID_PARAMETER_VALUE and ERRCODE_NULL_VALUE_NOT_ALLOWED
+        // as PostgreSQL 15 defines them (errcodes.h, computed by the macro).
+        assert_eq!(make_sqlstate("22023"), 50856066);
+        assert_eq!(make_sqlstate("22004"), 67108994);
+        assert_eq!(make_sqlstate("22003"), 50331778);
+    }
+
+    #[test]
+    fn every_variant_has_a_five_character_code() {
+        let all = [
+            Error::InvalidParameter("x".into()),
+            Error::NullValue("x".into()),
+            Error::OutOfRange("x".into()),
+            Error::HoldNotFound {
+                hold_id: "h".into(),
+            },
+            Error::HoldNotOpen {
+                hold_id: "h".into(),
+                disposition: "released".into(),
+            },
+            Error::HoldMismatch("x".into()),
+            Error::IdempotencyConflict {
+                event_id: "e".into(),
+            },
+            Error::Fencing("x".into()),
+            Error::BudgetInvariant("x".into()),
+            Error::TenantRequired,
+        ];
+        let codes: Vec<_> = all.iter().map(|e| e.sqlstate()).collect();
+        assert_eq!(
+            codes,
+            [
+                "22023", "22004", "22003", "SG001", "SG002", "SG003", "SG004", "SG005", "SG006",
+                "SG030"
+            ]
+        );
+        assert_eq!(
+            Error::HoldNotFound {
+                hold_id: "h1".into()
+            }
+            .message(),
+            "hold \"h1\" does not exist"
+        );
+    }
+}

@@ -1,0 +1,10 @@
+//! spendguard-core: the rules of spendguard as plain Rust, with no
+//! PostgreSQL dependency, so they are unit-tested with `cargo test` and the
+//! pgrx crate only wires them to SQL.
+
+pub mod budget;
+pub mod error;
+pub mod fingerprint;
+pub mod validate;
+
+pub use error::{Error, Result};

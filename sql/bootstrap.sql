@@ -1,0 +1,134 @@
+-- spendguard bootstrap: tables, types, constraints and indexes (SPEC.md §0, §1).
+-- Loaded first by extension_sql_file!(…, bootstrap); the Rust functions are
+-- created after it, and sql/finalize.sql last.
+
+-- One database-wide counter for event_seq / commit_index. CACHE 1 (the
+-- default) matters: with a per-backend cache, two backends could commit
+-- values out of order along one budget's history.
+CREATE SEQUENCE spendguard.commit_seq AS bigint CACHE 1;
+COMMENT ON SEQUENCE spendguard.commit_seq IS
+  'Database-wide commit index: event_seq of every event, seq of every budget mutation';
+
+CREATE TABLE spendguard.budget_usage (
+  tenant_id           text        NOT NULL,
+  capability_id       text        NOT NULL CHECK (capability_id <> ''),
+  grant_index         integer     NOT NULL CHECK (grant_index >= 0),
+  invocation_count    bigint      NOT NULL DEFAULT 0 CHECK (invocation_count >= 0),
+  total_cost_exposed  bigint      NOT NULL DEFAULT 0 CHECK (total_cost_exposed >= 0),
+  total_cost_realized bigint      NOT NULL DEFAULT 0 CHECK (total_cost_realized >= 0),
+  seq                 bigint      NOT NULL DEFAULT 0,
+  updated_at          timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, capability_id, grant_index),
+  -- committed cost = exposed + realized must itself be a bigint
+  CONSTRAINT budget_usage_committed_fits
+    CHECK (total_cost_exposed <= 9223372036854775807 - total_cost_realized)
+);
+COMMENT ON TABLE spendguard.budget_usage IS
+  'One row per budget (capability_id, grant_index): invocation count, open exposure and realized spend';
+CREATE INDEX budget_usage_recent ON spendguard.budget_usage (tenant_id, updated_at DESC);
+
+CREATE TABLE spendguard.budget_hold (
+  tenant_id           text        NOT NULL,
+  hold_id             text        NOT NULL CHECK (hold_id <> ''),
+  capability_id       text        NOT NULL,
+  grant_index         integer     NOT NULL,
+  authorized_exposure bigint      NOT NULL CHECK (authorized_exposure >= 0),
+  remaining_exposure  bigint      NOT NULL CHECK (remaining_exposure >= 0),
+  realized_spend      bigint      NOT NULL DEFAULT 0 CHECK (realized_spend >= 0),
+  disposition         text        NOT NULL DEFAULT 'open'
+                      CHECK (disposition IN ('open', 'released', 'reversed', 'reconciled')),
+  authority_id        text,
+  lease_id            text,
+  lease_epoch         bigint      CHECK (lease_epoch >= 0),
+  created_at          timestamptz NOT NULL DEFAULT now(),
+  updated_at          timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, hold_id),
+  CHECK (remaining_exposure <= authorized_exposure),
+  CHECK (disposition = 'open' OR remaining_exposure = 0),
+  CHECK ((authority_id IS NULL) = (lease_id IS NULL) AND (lease_id IS NULL) = (lease_epoch IS NULL)),
+  FOREIGN KEY (tenant_id, capability_id, grant_index)
+    REFERENCES spendguard.budget_usage (tenant_id, capability_id, grant_index)
+);
+COMMENT ON TABLE spendguard.budget_hold IS
+  'Two-phase holds: exposure authorized against a budget, then released, reversed or reconciled';
+CREATE INDEX budget_hold_budget ON spendguard.budget_hold (tenant_id, capability_id, grant_index);
+
+CREATE TABLE spendguard.budget_event (
+  tenant_id                 text        NOT NULL,
+  event_seq                 bigint      NOT NULL,
+  event_id                  text        CHECK (event_id <> ''),
+  request_fingerprint       text,
+  hold_id                   text,
+  capability_id             text        NOT NULL,
+  grant_index               integer     NOT NULL,
+  kind                      text        NOT NULL CHECK (kind IN ('increment_invocation',
+                              'authorize_exposure', 'reverse_exposure', 'release_exposure',
+                              'reconcile_spend')),
+  allowed                   boolean     NOT NULL,
+  denial_reason             text,
+  recorded_at               timestamptz NOT NULL DEFAULT now(),
+  exposure_units            bigint      NOT NULL DEFAULT 0,
+  realized_spend_units      bigint      NOT NULL DEFAULT 0,
+  max_invocations           bigint,
+  max_cost_per_invocation   bigint,
+  max_total_cost            bigint,
+  invocation_count_after    bigint      NOT NULL,
+  total_cost_exposed_after  bigint      NOT NULL,
+  total_cost_realized_after bigint      NOT NULL,
+  authority_id              text,
+  lease_id                  text,
+  lease_epoch               bigint,
+  guarantee_level           text        NOT NULL,
+  PRIMARY KEY (tenant_id, event_seq),
+  CHECK ((event_id IS NULL) = (request_fingerprint IS NULL))
+);
+COMMENT ON TABLE spendguard.budget_event IS
+  'Append-only log of every budget decision and mutation, denials included';
+CREATE UNIQUE INDEX budget_event_event_id ON spendguard.budget_event (tenant_id, event_id)
+  WHERE event_id IS NOT NULL;
+CREATE INDEX budget_event_budget ON spendguard.budget_event (tenant_id, capability_id, grant_index, event_seq);
+
+-- The event log is append-only: no UPDATE, DELETE or TRUNCATE, not even by
+-- the owner. (DROP EXTENSION still drops it.)
+CREATE FUNCTION spendguard.refuse_event_change() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+  RAISE EXCEPTION 'spendguard.budget_event is append-only: % is not allowed', TG_OP
+    USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+COMMENT ON FUNCTION spendguard.refuse_event_change() IS
+  'Trigger function that keeps spendguard.budget_event append-only';
+CREATE TRIGGER budget_event_append_only BEFORE UPDATE OR DELETE ON spendguard.budget_event
+  FOR EACH ROW EXECUTE FUNCTION spendguard.refuse_event_change();
+CREATE TRIGGER budget_event_no_truncate BEFORE TRUNCATE ON spendguard.budget_event
+  FOR EACH STATEMENT EXECUTE FUNCTION spendguard.refuse_event_change();
+
+CREATE TYPE spendguard.hold_decision AS (
+  authorized             boolean,
+  denial_reason          text,
+  hold_id                text,
+  exposure_units         bigint,
+  committed_cost_after   bigint,
+  invocation_count_after bigint,
+  commit_index           bigint,
+  event_id               text,
+  guarantee_level        text,
+  budget_term            text
+);
+COMMENT ON TYPE spendguard.hold_decision IS 'Result of spendguard.budget_authorize_hold';
+
+CREATE TYPE spendguard.hold_mutation AS (
+  hold_id                text,
+  kind                   text,
+  exposure_units         bigint,
+  realized_spend_units   bigint,
+  committed_cost_after   bigint,
+  invocation_count_after bigint,
+  commit_index           bigint,
+  event_id               text,
+  guarantee_level        text,
+  budget_term            text
+);
+COMMENT ON TYPE spendguard.hold_mutation IS
+  'Result of spendguard.budget_release_hold, _reverse_hold, _reconcile_hold and _capture_hold';

@@ -1,0 +1,120 @@
+-- spendguard finalize: readers, security, row level security, comments.
+-- Loaded last by extension_sql_file!(…, finalize), after the Rust functions.
+
+-- Readers ------------------------------------------------------------------
+
+CREATE FUNCTION spendguard.budget_usage(capability_id text, grant_index integer)
+RETURNS SETOF spendguard.budget_usage
+LANGUAGE sql STABLE AS $$
+  SELECT * FROM spendguard.budget_usage u
+  WHERE u.tenant_id = spendguard.current_tenant()
+    AND u.capability_id = $1 AND u.grant_index = $2
+$$;
+
+CREATE FUNCTION spendguard.budget_usages(lim integer DEFAULT 100, capability_id text DEFAULT NULL)
+RETURNS SETOF spendguard.budget_usage
+LANGUAGE sql STABLE AS $$
+  SELECT * FROM spendguard.budget_usage u
+  WHERE u.tenant_id = spendguard.current_tenant()
+    AND ($2 IS NULL OR u.capability_id = $2)
+  ORDER BY u.updated_at DESC, u.capability_id, u.grant_index
+  LIMIT $1
+$$;
+
+CREATE FUNCTION spendguard.budget_holds(
+  lim integer DEFAULT 100, capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL,
+  disposition text DEFAULT NULL, hold_id text DEFAULT NULL)
+RETURNS SETOF spendguard.budget_hold
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  IF $4 IS NOT NULL AND $4 NOT IN ('open', 'released', 'reversed', 'reconciled') THEN
+    RAISE EXCEPTION 'invalid hold disposition: "%" (expected open, released, reversed or reconciled)', $4
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN QUERY
+    SELECT * FROM spendguard.budget_hold h
+    WHERE h.tenant_id = spendguard.current_tenant()
+      AND ($2 IS NULL OR h.capability_id = $2)
+      AND ($3 IS NULL OR h.grant_index = $3)
+      AND ($4 IS NULL OR h.disposition = $4)
+      AND ($5 IS NULL OR h.hold_id = $5)
+    ORDER BY h.created_at DESC, h.hold_id
+    LIMIT $1;
+END
+$$;
+
+-- The latest `lim` events, returned in commit order (oldest first).
+CREATE FUNCTION spendguard.budget_events(
+  lim integer DEFAULT 100, capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL)
+RETURNS SETOF spendguard.budget_event
+LANGUAGE sql STABLE AS $$
+  SELECT * FROM (
+    SELECT * FROM spendguard.budget_event e
+    WHERE e.tenant_id = spendguard.current_tenant()
+      AND ($2 IS NULL OR e.capability_id = $2)
+      AND ($3 IS NULL OR e.grant_index = $3)
+    ORDER BY e.event_seq DESC
+    LIMIT $1
+  ) latest
+  ORDER BY latest.event_seq
+$$;
+
+-- Security (SPEC §5) -------------------------------------------------------
+-- Callers change state only through the functions: every function that
+-- touches the tables runs as the extension owner with a pinned search_path.
+
+DO $$
+DECLARE f regprocedure;
+BEGIN
+  FOR f IN
+    SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+    WHERE p.pronamespace = 'spendguard'::regnamespace
+      AND p.prorettype <> 'trigger'::regtype
+      AND p.provolatile <> 'i'
+  LOOP
+    EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp', f);
+  END LOOP;
+END
+$$;
+
+REVOKE ALL ON ALL TABLES IN SCHEMA spendguard FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA spendguard FROM PUBLIC;
+REVOKE ALL ON FUNCTION spendguard.refuse_event_change() FROM PUBLIC;
+
+-- Direct reads (for roles an admin grants SELECT to) see the current tenant only.
+ALTER TABLE spendguard.budget_usage ENABLE ROW LEVEL SECURITY;
+ALTER TABLE spendguard.budget_hold ENABLE ROW LEVEL SECURITY;
+ALTER TABLE spendguard.budget_event ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON spendguard.budget_usage
+  USING (tenant_id = spendguard.current_tenant());
+CREATE POLICY tenant_isolation ON spendguard.budget_hold
+  USING (tenant_id = spendguard.current_tenant());
+CREATE POLICY tenant_isolation ON spendguard.budget_event
+  USING (tenant_id = spendguard.current_tenant());
+
+-- Comments -----------------------------------------------------------------
+
+COMMENT ON SCHEMA spendguard IS
+  'spendguard: exact AI spend budgets, two-phase holds and agent action tokens';
+COMMENT ON FUNCTION spendguard.budget_authorize_hold IS
+  'Authorize exposure against a budget under its row lock; opens a hold when hold_id is given. A denial is a row, not an error';
+COMMENT ON FUNCTION spendguard.budget_release_hold IS
+  'Give back part or all of a hold''s exposure (or of a budget''s, without hold_id); the invocation count stays';
+COMMENT ON FUNCTION spendguard.budget_reverse_hold IS
+  'Undo an authorization that never ran: its exposure back and invocation_count - 1';
+COMMENT ON FUNCTION spendguard.budget_reconcile_hold IS
+  'Turn a hold''s exposure into realized spend (realized_spend <= exposed_cost)';
+COMMENT ON FUNCTION spendguard.budget_capture_hold IS
+  'Same as spendguard.budget_reconcile_hold';
+COMMENT ON FUNCTION spendguard.budget_try_increment IS
+  'Count one invocation against max_invocations, no cost; true when counted';
+COMMENT ON FUNCTION spendguard.current_tenant IS
+  'The tenant of this call: spendguard.tenant, else ''default'' (SG030 when spendguard.require_tenant is on)';
+COMMENT ON FUNCTION spendguard.guarantee_level IS
+  'single_node_atomic, or ha_linearizable when commits wait for a synchronous standby';
+COMMENT ON FUNCTION spendguard.budget_usage IS 'The usage row of one budget of the current tenant, or no row';
+COMMENT ON FUNCTION spendguard.budget_usages IS 'Budgets of the current tenant, most recently updated first';
+COMMENT ON FUNCTION spendguard.budget_holds IS
+  'Holds of the current tenant with disposition, authorized and remaining exposure, newest first';
+COMMENT ON FUNCTION spendguard.budget_events IS
+  'The latest lim events of the append-only budget log of the current tenant, in commit order';

@@ -1,0 +1,443 @@
+//! The budget operations of SPEC.md §1: validate, lock, decide with the
+//! pure rules of spendguard-core, write, log. One call = one SPI session
+//! under the budget row lock.
+
+use super::store::{hold_exists, NewEvent, RecordedEvent, Store};
+use pgrx::spi::Spi;
+use spendguard_core::budget::{
+    self, Authority, Decision, Disposition, Hold, Limits, Mutation, Outcome,
+};
+use spendguard_core::fingerprint::Fingerprint;
+use spendguard_core::{validate, Error, Result};
+
+/// The result of an authorize (`spendguard.hold_decision`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldDecision {
+    pub authorized: bool,
+    pub denial_reason: Option<String>,
+    pub hold_id: Option<String>,
+    pub exposure_units: i64,
+    pub committed_cost_after: i64,
+    pub invocation_count_after: i64,
+    pub commit_index: Option<i64>,
+    pub event_id: Option<String>,
+    pub guarantee_level: String,
+    pub budget_term: Option<String>,
+}
+
+/// The result of release / reverse / reconcile (`spendguard.hold_mutation`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldMutation {
+    pub hold_id: Option<String>,
+    pub kind: String,
+    pub exposure_units: i64,
+    pub realized_spend_units: i64,
+    pub committed_cost_after: i64,
+    pub invocation_count_after: i64,
+    pub commit_index: i64,
+    pub event_id: Option<String>,
+    pub guarantee_level: String,
+    pub budget_term: Option<String>,
+}
+
+pub struct AuthorizeArgs {
+    pub capability_id: Option<String>,
+    pub grant_index: Option<i32>,
+    pub requested_exposure: Option<i64>,
+    pub max_invocations: Option<i64>,
+    pub max_cost_per_invocation: Option<i64>,
+    pub max_total_cost: Option<i64>,
+    pub hold_id: Option<String>,
+    pub event_id: Option<String>,
+    pub authority_id: Option<String>,
+    pub lease_id: Option<String>,
+    pub lease_epoch: Option<i64>,
+}
+
+pub struct MutateArgs {
+    pub capability_id: Option<String>,
+    pub grant_index: Option<i32>,
+    /// released / reversed / exposed exposure; NULL = the hold's remaining
+    pub amount: Option<i64>,
+    /// realized spend (reconcile only)
+    pub realized: Option<i64>,
+    pub hold_id: Option<String>,
+    pub event_id: Option<String>,
+    pub authority_id: Option<String>,
+    pub lease_id: Option<String>,
+    pub lease_epoch: Option<i64>,
+}
+
+/// `single_node_atomic`, or `ha_linearizable` when this commit waits for a
+/// synchronous standby.
+pub fn guarantee_level() -> &'static str {
+    let setting = |name: &std::ffi::CStr| -> String {
+        // SAFETY: both are core GUCs; GetConfigOption returns a pointer into
+        // GUC memory that stays valid until the next GUC change.
+        unsafe {
+            let p = pgrx::pg_sys::GetConfigOption(name.as_ptr(), true, false);
+            if p.is_null() {
+                String::new()
+            } else {
+                std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+            }
+        }
+    };
+    let standbys = setting(c"synchronous_standby_names");
+    let commit = setting(c"synchronous_commit");
+    if !standbys.trim().is_empty()
+        && matches!(commit.as_str(), "on" | "remote_write" | "remote_apply")
+    {
+        "ha_linearizable"
+    } else {
+        "single_node_atomic"
+    }
+}
+
+fn check_replay(rec: &RecordedEvent, fp: &Fingerprint, event_id: &str) -> Result<()> {
+    if rec.fingerprint != fp.as_str() {
+        return Err(Error::IdempotencyConflict {
+            event_id: event_id.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Looks the event id up; `Some` when it was recorded (a replay).
+fn recorded(
+    db: &mut Store<'_, '_>,
+    event_id: Option<&str>,
+    fp: &Option<Fingerprint>,
+) -> Result<Option<RecordedEvent>> {
+    let (Some(id), Some(fp)) = (event_id, fp) else {
+        return Ok(None);
+    };
+    match db.event(id) {
+        Some(rec) => {
+            check_replay(&rec, fp, id)?;
+            Ok(Some(rec))
+        }
+        None => Ok(None),
+    }
+}
+
+fn decision_from(rec: RecordedEvent, event_id: Option<String>) -> HoldDecision {
+    HoldDecision {
+        authorized: rec.allowed,
+        denial_reason: rec.denial_reason,
+        hold_id: rec.hold_id,
+        exposure_units: rec.exposure_units,
+        committed_cost_after: rec.usage_after.committed(),
+        invocation_count_after: rec.usage_after.invocation_count,
+        commit_index: rec.allowed.then_some(rec.event_seq),
+        event_id,
+        guarantee_level: rec.guarantee_level,
+        budget_term: rec.budget_term,
+    }
+}
+
+fn mutation_from(rec: RecordedEvent, event_id: Option<String>) -> HoldMutation {
+    HoldMutation {
+        hold_id: rec.hold_id,
+        kind: rec.kind,
+        exposure_units: rec.exposure_units,
+        realized_spend_units: rec.realized_spend_units,
+        committed_cost_after: rec.usage_after.committed(),
+        invocation_count_after: rec.usage_after.invocation_count,
+        commit_index: rec.event_seq,
+        event_id,
+        guarantee_level: rec.guarantee_level,
+        budget_term: rec.budget_term,
+    }
+}
+
+fn with_store<R>(tenant: &str, f: impl FnOnce(&mut Store<'_, '_>) -> Result<R>) -> Result<R> {
+    Spi::connect_mut(|client| {
+        let mut db = Store { client, tenant };
+        f(&mut db)
+    })
+}
+
+pub fn authorize(a: AuthorizeArgs) -> Result<HoldDecision> {
+    let cap = validate::id("capability_id", a.capability_id)?;
+    let grant = validate::grant_index(a.grant_index)?;
+    let requested = validate::amount("requested_exposure", a.requested_exposure)?;
+    let limits = Limits {
+        max_invocations: validate::opt_amount("max_invocations", a.max_invocations)?,
+        max_cost_per_invocation: validate::opt_amount(
+            "max_cost_per_invocation",
+            a.max_cost_per_invocation,
+        )?,
+        max_total_cost: validate::opt_amount("max_total_cost", a.max_total_cost)?,
+    };
+    let hold_id = validate::opt_id("hold_id", a.hold_id)?;
+    let event_id = validate::opt_id("event_id", a.event_id)?;
+    let authority = Authority::from_args(a.authority_id, a.lease_id, a.lease_epoch)?;
+    let tenant = crate::tenant::current()?;
+    let kind = "authorize_exposure";
+    let fp = event_id.as_ref().map(|_| {
+        let mut f = Fingerprint::new(kind);
+        f.text(Some(&cap))
+            .int(Some(grant.into()))
+            .int(Some(requested))
+            .int(limits.max_invocations)
+            .int(limits.max_cost_per_invocation)
+            .int(limits.max_total_cost)
+            .text(hold_id.as_deref());
+        fingerprint_authority(&mut f, &authority);
+        f
+    });
+
+    with_store(&tenant, |db| {
+        // A replay needs no lock; the second look-up, under the lock, settles
+        // concurrent retries of one event id.
+        if let Some(rec) = recorded(db, event_id.as_deref(), &fp)? {
+            return Ok(decision_from(rec, event_id.clone()));
+        }
+        let usage = db.lock_usage(&cap, grant);
+        if let Some(rec) = recorded(db, event_id.as_deref(), &fp)? {
+            return Ok(decision_from(rec, event_id.clone()));
+        }
+        if let Some(h) = &hold_id {
+            if db.hold(h).is_some() {
+                return Err(hold_exists(h));
+            }
+        }
+        let guarantee = guarantee_level();
+        let term = authority.as_ref().map(Authority::term);
+        let mut event = NewEvent {
+            seq: None,
+            event_id: event_id.as_deref(),
+            fingerprint: fp.as_ref().map(Fingerprint::as_str),
+            hold_id: hold_id.as_deref(),
+            capability_id: &cap,
+            grant_index: grant,
+            kind,
+            allowed: false,
+            denial_reason: None,
+            exposure_units: requested,
+            realized_spend_units: 0,
+            limits: [
+                limits.max_invocations,
+                limits.max_cost_per_invocation,
+                limits.max_total_cost,
+            ],
+            usage_after: usage,
+            authority: authority.as_ref(),
+            guarantee_level: guarantee,
+        };
+        match budget::authorize(usage, &limits, requested)? {
+            Decision::Denied(reason) => {
+                event.denial_reason = Some(reason.as_str());
+                db.insert_event(&event)?;
+                Ok(HoldDecision {
+                    authorized: false,
+                    denial_reason: Some(reason.as_str().to_string()),
+                    hold_id: hold_id.clone(),
+                    exposure_units: requested,
+                    committed_cost_after: usage.committed(),
+                    invocation_count_after: usage.invocation_count,
+                    commit_index: None,
+                    event_id: event_id.clone(),
+                    guarantee_level: guarantee.to_string(),
+                    budget_term: term,
+                })
+            }
+            Decision::Authorized(after) => {
+                let seq = db.update_usage(&cap, grant, after);
+                if let Some(h) = &hold_id {
+                    db.insert_hold(&Hold {
+                        hold_id: h.clone(),
+                        capability_id: cap.clone(),
+                        grant_index: grant,
+                        authorized: requested,
+                        remaining: requested,
+                        realized: 0,
+                        disposition: Disposition::Open,
+                        authority: authority.clone(),
+                    })?;
+                }
+                event.seq = Some(seq);
+                event.allowed = true;
+                event.usage_after = after;
+                db.insert_event(&event)?;
+                Ok(HoldDecision {
+                    authorized: true,
+                    denial_reason: None,
+                    hold_id: hold_id.clone(),
+                    exposure_units: requested,
+                    committed_cost_after: after.committed(),
+                    invocation_count_after: after.invocation_count,
+                    commit_index: Some(seq),
+                    event_id: event_id.clone(),
+                    guarantee_level: guarantee.to_string(),
+                    budget_term: term,
+                })
+            }
+        }
+    })
+}
+
+fn fingerprint_authority(f: &mut Fingerprint, a: &Option<Authority>) {
+    f.text(a.as_ref().map(|a| a.authority_id.as_str()))
+        .text(a.as_ref().map(|a| a.lease_id.as_str()))
+        .int(a.as_ref().map(|a| a.lease_epoch));
+}
+
+pub fn mutate(m: Mutation, a: MutateArgs) -> Result<HoldMutation> {
+    let amount_name = match m {
+        Mutation::Release => "released_exposure",
+        Mutation::Reverse => "reversed_exposure",
+        Mutation::Reconcile => "exposed_cost",
+    };
+    let cap = validate::opt_id("capability_id", a.capability_id)?;
+    let grant = a
+        .grant_index
+        .map(|g| validate::grant_index(Some(g)))
+        .transpose()?;
+    let amount = validate::opt_amount(amount_name, a.amount)?;
+    let realized = match m {
+        Mutation::Reconcile => validate::amount("realized_spend", a.realized)?,
+        _ => 0,
+    };
+    let hold_id = validate::opt_id("hold_id", a.hold_id)?;
+    let event_id = validate::opt_id("event_id", a.event_id)?;
+    let authority = Authority::from_args(a.authority_id, a.lease_id, a.lease_epoch)?;
+    if hold_id.is_none() {
+        // Without a hold the call names the budget and the amount itself.
+        validate::required("capability_id", cap.as_ref())?;
+        validate::required("grant_index", grant)?;
+        validate::required(amount_name, amount)?;
+    }
+    let tenant = crate::tenant::current()?;
+    let kind = m.event_kind();
+    let fp = event_id.as_ref().map(|_| {
+        let mut f = Fingerprint::new(kind);
+        f.text(cap.as_deref())
+            .int(grant.map(i64::from))
+            .int(amount)
+            .int((m == Mutation::Reconcile).then_some(realized))
+            .text(hold_id.as_deref());
+        fingerprint_authority(&mut f, &authority);
+        f
+    });
+
+    with_store(&tenant, |db| {
+        if let Some(rec) = recorded(db, event_id.as_deref(), &fp)? {
+            return Ok(mutation_from(rec, event_id.clone()));
+        }
+        // With a hold id the budget is the hold's; given ones must match.
+        let (cap, grant) = match &hold_id {
+            Some(h) => {
+                let hold = db
+                    .hold(h)
+                    .ok_or_else(|| Error::HoldNotFound { hold_id: h.clone() })?;
+                if cap.as_ref().is_some_and(|c| *c != hold.capability_id)
+                    || grant.is_some_and(|g| g != hold.grant_index)
+                {
+                    return Err(Error::HoldMismatch(format!(
+                        "hold \"{h}\" belongs to budget (\"{}\", {}), not to the one given",
+                        hold.capability_id, hold.grant_index
+                    )));
+                }
+                (hold.capability_id, hold.grant_index)
+            }
+            None => (cap.clone().unwrap_or_default(), grant.unwrap_or_default()),
+        };
+        let usage = db.lock_usage(&cap, grant);
+        if let Some(rec) = recorded(db, event_id.as_deref(), &fp)? {
+            return Ok(mutation_from(rec, event_id.clone()));
+        }
+        let outcome: Outcome = match &hold_id {
+            Some(h) => {
+                // Re-read under the budget lock: every hold change holds it.
+                let hold = db.hold(h).expect("holds are never deleted");
+                budget::check_fence(&hold, &authority)?;
+                budget::mutate_hold(m, usage, &hold, amount, realized)?
+            }
+            None => budget::mutate_budget(m, usage, amount.unwrap_or_default(), realized)?,
+        };
+        let seq = db.update_usage(&cap, grant, outcome.usage);
+        if let Some(h) = &outcome.hold {
+            db.update_hold(h);
+        }
+        let guarantee = guarantee_level();
+        db.insert_event(&NewEvent {
+            seq: Some(seq),
+            event_id: event_id.as_deref(),
+            fingerprint: fp.as_ref().map(Fingerprint::as_str),
+            hold_id: hold_id.as_deref(),
+            capability_id: &cap,
+            grant_index: grant,
+            kind,
+            allowed: true,
+            denial_reason: None,
+            exposure_units: outcome.exposure_units,
+            realized_spend_units: outcome.realized_units,
+            limits: [None, None, None],
+            usage_after: outcome.usage,
+            authority: authority.as_ref(),
+            guarantee_level: guarantee,
+        })?;
+        Ok(HoldMutation {
+            hold_id: hold_id.clone(),
+            kind: kind.to_string(),
+            exposure_units: outcome.exposure_units,
+            realized_spend_units: outcome.realized_units,
+            committed_cost_after: outcome.usage.committed(),
+            invocation_count_after: outcome.usage.invocation_count,
+            commit_index: seq,
+            event_id: event_id.clone(),
+            guarantee_level: guarantee.to_string(),
+            budget_term: authority.as_ref().map(Authority::term),
+        })
+    })
+}
+
+pub fn try_increment(
+    capability_id: Option<String>,
+    grant_index: Option<i32>,
+    max_invocations: Option<i64>,
+    event_id: Option<String>,
+) -> Result<bool> {
+    let cap = validate::id("capability_id", capability_id)?;
+    let grant = validate::grant_index(grant_index)?;
+    let max = validate::opt_amount("max_invocations", max_invocations)?;
+    let event_id = validate::opt_id("event_id", event_id)?;
+    let tenant = crate::tenant::current()?;
+    let kind = "increment_invocation";
+    let fp = event_id.as_ref().map(|_| {
+        let mut f = Fingerprint::new(kind);
+        f.text(Some(&cap)).int(Some(grant.into())).int(max);
+        f
+    });
+    with_store(&tenant, |db| {
+        if let Some(rec) = recorded(db, event_id.as_deref(), &fp)? {
+            return Ok(rec.allowed);
+        }
+        let usage = db.lock_usage(&cap, grant);
+        if let Some(rec) = recorded(db, event_id.as_deref(), &fp)? {
+            return Ok(rec.allowed);
+        }
+        let after = budget::try_increment(usage, max)?;
+        let seq = after.map(|u| db.update_usage(&cap, grant, u));
+        db.insert_event(&NewEvent {
+            seq,
+            event_id: event_id.as_deref(),
+            fingerprint: fp.as_ref().map(Fingerprint::as_str),
+            hold_id: None,
+            capability_id: &cap,
+            grant_index: grant,
+            kind,
+            allowed: after.is_some(),
+            denial_reason: after.is_none().then_some("max_invocations"),
+            exposure_units: 0,
+            realized_spend_units: 0,
+            limits: [max, None, None],
+            usage_after: after.unwrap_or(usage),
+            authority: None,
+            guarantee_level: guarantee_level(),
+        })?;
+        Ok(after.is_some())
+    })
+}

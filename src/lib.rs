@@ -1,0 +1,35 @@
+//! spendguard: exact AI spend budgets, two-phase holds and agent action
+//! tokens inside PostgreSQL. This crate only wires SQL to the rules in
+//! `spendguard-core`; DDL, RLS and grants are in `sql/`.
+
+use pgrx::prelude::*;
+
+mod budget;
+mod error;
+mod spi;
+mod tenant;
+
+::pgrx::pg_module_magic!(name, version);
+
+pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    tenant::register_gucs();
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests;
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

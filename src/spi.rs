@@ -1,0 +1,39 @@
+//! SPI helpers: every statement spendguard runs is prepared once per
+//! backend and kept (SPI_keepplan), keyed by its text.
+
+use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys::PgOid;
+use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult, SpiTupleTable};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// A statement and its parameter types.
+pub struct Stmt {
+    pub sql: &'static str,
+    pub types: &'static [PgOid],
+}
+
+thread_local! {
+    static PLANS: RefCell<HashMap<usize, Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
+}
+
+fn plan(client: &SpiClient<'_>, stmt: &Stmt) -> SpiResult<Rc<OwnedPreparedStatement>> {
+    let key = stmt.sql.as_ptr() as usize;
+    if let Some(p) = PLANS.with(|m| m.borrow().get(&key).cloned()) {
+        return Ok(p);
+    }
+    let p = Rc::new(client.prepare_mut(stmt.sql, stmt.types)?.keep());
+    PLANS.with(|m| m.borrow_mut().insert(key, p.clone()));
+    Ok(p)
+}
+
+/// Runs a cached statement that may write.
+pub fn run<'c>(
+    client: &mut SpiClient<'c>,
+    stmt: &Stmt,
+    args: &[DatumWithOid<'_>],
+) -> SpiResult<SpiTupleTable<'c>> {
+    let p = plan(client, stmt)?;
+    client.update(&*p, None, args)
+}
