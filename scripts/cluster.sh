@@ -7,7 +7,12 @@ source "$(dirname "$0")/env.sh"
 
 install_ext() {
   step "cargo pgrx install --release"
-  (cd "$ROOT" && cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null)
+  # quiet on success, the whole log on failure
+  local log; log=$(mktemp)
+  if ! (cd "$ROOT" && cargo pgrx install --release --pg-config "$PG_CONFIG") >"$log" 2>&1; then
+    cat "$log" >&2; rm -f "$log"; return 1
+  fi
+  rm -f "$log"
 }
 
 start() {

@@ -83,15 +83,10 @@ pub fn guarantee_level() -> &'static str {
             }
         }
     };
-    let standbys = setting(c"synchronous_standby_names");
-    let commit = setting(c"synchronous_commit");
-    if !standbys.trim().is_empty()
-        && matches!(commit.as_str(), "on" | "remote_write" | "remote_apply")
-    {
-        "ha_linearizable"
-    } else {
-        "single_node_atomic"
-    }
+    budget::guarantee_level(
+        &setting(c"synchronous_standby_names"),
+        &setting(c"synchronous_commit"),
+    )
 }
 
 fn check_replay(rec: &RecordedEvent, fp: &Fingerprint, event_id: &str) -> Result<()> {

@@ -217,6 +217,18 @@ pub fn check_fence(hold: &Hold, call: &Option<Authority>) -> Result<()> {
     }
 }
 
+/// `guarantee_level` of a commit (SPEC §1): `ha_linearizable` when it waits
+/// for a synchronous standby, i.e. `synchronous_standby_names` is non-empty
+/// and `synchronous_commit` is `on`, `remote_write` or `remote_apply`.
+pub fn guarantee_level(synchronous_standby_names: &str, synchronous_commit: &str) -> &'static str {
+    let waits = matches!(synchronous_commit, "on" | "remote_write" | "remote_apply");
+    if waits && !synchronous_standby_names.trim().is_empty() {
+        "ha_linearizable"
+    } else {
+        "single_node_atomic"
+    }
+}
+
 /// The three ways to settle exposure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mutation {
@@ -553,6 +565,23 @@ mod tests {
                 .sqlstate(),
             "22023"
         );
+    }
+
+    #[test]
+    fn guarantee_levels() {
+        assert_eq!(guarantee_level("", "on"), "single_node_atomic");
+        assert_eq!(guarantee_level("  ", "remote_apply"), "single_node_atomic");
+        assert_eq!(guarantee_level("replica1", "on"), "ha_linearizable");
+        assert_eq!(
+            guarantee_level("FIRST 1 (a, b)", "remote_write"),
+            "ha_linearizable"
+        );
+        assert_eq!(
+            guarantee_level("replica1", "remote_apply"),
+            "ha_linearizable"
+        );
+        assert_eq!(guarantee_level("replica1", "local"), "single_node_atomic");
+        assert_eq!(guarantee_level("replica1", "off"), "single_node_atomic");
     }
 
     #[test]

@@ -1,1 +1,399 @@
-//! Helpers shared by the integration tests.
+//! Shared pieces of the multi-connection tests: connecting to the cluster
+//! that `make test` started, unique ids so suites can share one database,
+//! the operations of SPEC §1 as data, and running them against the database.
+//! The reference model that the database is checked against is in `model`.
+
+pub mod model;
+
+use postgres::{Client, NoTls};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The libpq connection string: $SG_CONNINFO, else the repo's local cluster.
+pub fn conninfo() -> String {
+    std::env::var("SG_CONNINFO").unwrap_or_else(|_| {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+        format!("host={root}/.cluster/sock port=28815 user=postgres dbname=spendguard")
+    })
+}
+
+/// A connection whose calls run in `tenant`.
+pub fn connect(tenant: &str) -> Client {
+    let mut c = Client::connect(&conninfo(), NoTls)
+        .unwrap_or_else(|e| panic!("connect to {}: {e}", conninfo()));
+    c.execute(
+        "SELECT set_config('spendguard.tenant', $1, false)",
+        &[&tenant],
+    )
+    .unwrap();
+    c
+}
+
+/// An id no other test (or earlier run) uses.
+pub fn uniq(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The SQLSTATE of a failed call (panics on a non-database error).
+pub fn sqlstate(e: &postgres::Error) -> String {
+    e.code()
+        .map(|c| c.code().to_string())
+        .unwrap_or_else(|| panic!("not a database error: {e}"))
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Auth {
+    pub id: String,
+    pub lease: String,
+    pub epoch: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Release,
+    Reverse,
+    Reconcile,
+    Capture,
+}
+
+/// One call of SPEC §1 with its arguments exactly as passed (None = NULL).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    Authorize {
+        cap: Option<String>,
+        grant: Option<i32>,
+        amount: Option<i64>,
+        max_inv: Option<i64>,
+        max_cpi: Option<i64>,
+        max_total: Option<i64>,
+        hold: Option<String>,
+        event: Option<String>,
+        auth: Option<Auth>,
+    },
+    Mutate {
+        kind: Kind,
+        cap: Option<String>,
+        grant: Option<i32>,
+        amount: Option<i64>,
+        /// realized_spend, reconcile/capture only
+        realized: Option<i64>,
+        hold: Option<String>,
+        event: Option<String>,
+        auth: Option<Auth>,
+    },
+    Increment {
+        cap: Option<String>,
+        grant: Option<i32>,
+        max: Option<i64>,
+        event: Option<String>,
+    },
+}
+
+/// What a call returned, reduced to what the model can predict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Decision {
+        authorized: bool,
+        denial: Option<String>,
+        committed_after: i64,
+        count_after: i64,
+    },
+    Mutation {
+        kind: String,
+        exposure: i64,
+        realized: i64,
+        committed_after: i64,
+        count_after: i64,
+    },
+    Increment(bool),
+    Error(String),
+}
+
+impl Outcome {
+    pub fn denied(reason: &str, committed_after: i64, count_after: i64) -> Outcome {
+        Outcome::Decision {
+            authorized: false,
+            denial: Some(reason.into()),
+            committed_after,
+            count_after,
+        }
+    }
+    pub fn authorized(committed_after: i64, count_after: i64) -> Outcome {
+        Outcome::Decision {
+            authorized: true,
+            denial: None,
+            committed_after,
+            count_after,
+        }
+    }
+    pub fn err(code: &str) -> Outcome {
+        Outcome::Error(code.into())
+    }
+}
+
+fn auth_parts(a: &Option<Auth>) -> (Option<String>, Option<String>, Option<i64>) {
+    match a {
+        Some(a) => (Some(a.id.clone()), Some(a.lease.clone()), Some(a.epoch)),
+        None => (None, None, None),
+    }
+}
+
+/// Runs `op` as one autocommit call and reduces the result.
+pub fn run(c: &mut Client, op: &Op) -> Outcome {
+    let r = match op {
+        Op::Authorize {
+            cap,
+            grant,
+            amount,
+            max_inv,
+            max_cpi,
+            max_total,
+            hold,
+            event,
+            auth,
+        } => {
+            let (ai, li, ep) = auth_parts(auth);
+            c.query_one(
+                "SELECT authorized, denial_reason, committed_cost_after, invocation_count_after \
+                 FROM spendguard.budget_authorize_hold($1::text, $2::int4, $3::int8, $4::int8, \
+                 $5::int8, $6::int8, $7::text, $8::text, $9::text, $10::text, $11::int8)",
+                &[
+                    cap, grant, amount, max_inv, max_cpi, max_total, hold, event, &ai, &li, &ep,
+                ],
+            )
+            .map(|r| Outcome::Decision {
+                authorized: r.get(0),
+                denial: r.get(1),
+                committed_after: r.get(2),
+                count_after: r.get(3),
+            })
+        }
+        Op::Mutate {
+            kind,
+            cap,
+            grant,
+            amount,
+            realized,
+            hold,
+            event,
+            auth,
+        } => {
+            let (ai, li, ep) = auth_parts(auth);
+            let cols = "kind, exposure_units, realized_spend_units, committed_cost_after, \
+                        invocation_count_after";
+            let r = match kind {
+                Kind::Release | Kind::Reverse => {
+                    let f = if *kind == Kind::Release {
+                        "budget_release_hold"
+                    } else {
+                        "budget_reverse_hold"
+                    };
+                    c.query_one(
+                        &format!(
+                            "SELECT {cols} FROM spendguard.{f}($1::text, $2::int4, $3::int8, \
+                             $4::text, $5::text, $6::text, $7::text, $8::int8)"
+                        ),
+                        &[cap, grant, amount, hold, event, &ai, &li, &ep],
+                    )
+                }
+                Kind::Reconcile | Kind::Capture => {
+                    let f = if *kind == Kind::Reconcile {
+                        "budget_reconcile_hold"
+                    } else {
+                        "budget_capture_hold"
+                    };
+                    c.query_one(
+                        &format!(
+                            "SELECT {cols} FROM spendguard.{f}($1::text, $2::int4, $3::int8, \
+                             $4::int8, $5::text, $6::text, $7::text, $8::text, $9::int8)"
+                        ),
+                        &[cap, grant, amount, realized, hold, event, &ai, &li, &ep],
+                    )
+                }
+            };
+            r.map(|r| Outcome::Mutation {
+                kind: r.get(0),
+                exposure: r.get(1),
+                realized: r.get(2),
+                committed_after: r.get(3),
+                count_after: r.get(4),
+            })
+        }
+        Op::Increment {
+            cap,
+            grant,
+            max,
+            event,
+        } => c
+            .query_one(
+                "SELECT spendguard.budget_try_increment($1::text, $2::int4, $3::int8, $4::text)",
+                &[cap, grant, max, event],
+            )
+            .map(|r| Outcome::Increment(r.get(0))),
+    };
+    r.unwrap_or_else(|e| Outcome::Error(sqlstate(&e)))
+}
+
+/// Counters of one budget: (invocation_count, exposed, realized), zeros
+/// when the budget has no row.
+pub fn usage(c: &mut Client, cap: &str, grant: i32) -> (i64, i64, i64) {
+    c.query_opt(
+        "SELECT invocation_count, total_cost_exposed, total_cost_realized \
+         FROM spendguard.budget_usage($1, $2)",
+        &[&cap, &grant],
+    )
+    .unwrap()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+    .unwrap_or((0, 0, 0))
+}
+
+/// (disposition, authorized, remaining, realized) of one hold.
+pub fn hold(c: &mut Client, hold_id: &str) -> Option<(String, i64, i64, i64)> {
+    c.query_opt(
+        "SELECT disposition, authorized_exposure, remaining_exposure, realized_spend \
+         FROM spendguard.budget_holds(hold_id => $1)",
+        &[&hold_id],
+    )
+    .unwrap()
+    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+}
+
+/// Everything the tenant of `c` can see, as text: to assert "nothing changed".
+pub fn snapshot(c: &mut Client) -> Vec<String> {
+    let mut out = Vec::new();
+    for q in [
+        "SELECT format('%s', u) FROM spendguard.budget_usages(1000000) u ORDER BY 1",
+        "SELECT format('%s', h) FROM spendguard.budget_holds(1000000) h ORDER BY 1",
+        "SELECT format('%s', e) FROM spendguard.budget_events(1000000) e ORDER BY 1",
+    ] {
+        for r in c.query(q, &[]).unwrap() {
+            out.push(r.get(0));
+        }
+    }
+    out
+}
+
+/// Builders for readable operation tables.
+impl Op {
+    pub fn authorize(cap: &str, amount: i64) -> Op {
+        Op::Authorize {
+            cap: Some(cap.into()),
+            grant: Some(0),
+            amount: Some(amount),
+            max_inv: None,
+            max_cpi: None,
+            max_total: None,
+            hold: None,
+            event: None,
+            auth: None,
+        }
+    }
+    fn mutation(kind: Kind, hold: &str, amount: Option<i64>, realized: Option<i64>) -> Op {
+        Op::Mutate {
+            kind,
+            cap: None,
+            grant: None,
+            amount,
+            realized,
+            hold: Some(hold.into()),
+            event: None,
+            auth: None,
+        }
+    }
+    pub fn release(hold: &str, amount: Option<i64>) -> Op {
+        Op::mutation(Kind::Release, hold, amount, None)
+    }
+    pub fn reverse(hold: &str, amount: Option<i64>) -> Op {
+        Op::mutation(Kind::Reverse, hold, amount, None)
+    }
+    pub fn reconcile(hold: &str, amount: Option<i64>, realized: i64) -> Op {
+        Op::mutation(Kind::Reconcile, hold, amount, Some(realized))
+    }
+    pub fn capture(hold: &str, amount: Option<i64>, realized: i64) -> Op {
+        Op::mutation(Kind::Capture, hold, amount, Some(realized))
+    }
+    /// A mutation of the budget itself (no hold): all arguments given.
+    pub fn budget(kind: Kind, cap: &str, amount: i64, realized: Option<i64>) -> Op {
+        Op::Mutate {
+            kind,
+            cap: Some(cap.into()),
+            grant: Some(0),
+            amount: Some(amount),
+            realized,
+            hold: None,
+            event: None,
+            auth: None,
+        }
+    }
+    pub fn increment(cap: &str, max: Option<i64>) -> Op {
+        Op::Increment {
+            cap: Some(cap.into()),
+            grant: Some(0),
+            max,
+            event: None,
+        }
+    }
+    pub fn limits(mut self, inv: Option<i64>, cpi: Option<i64>, total: Option<i64>) -> Op {
+        if let Op::Authorize {
+            max_inv,
+            max_cpi,
+            max_total,
+            ..
+        } = &mut self
+        {
+            (*max_inv, *max_cpi, *max_total) = (inv, cpi, total);
+        }
+        self
+    }
+    pub fn hold(mut self, h: &str) -> Op {
+        if let Op::Authorize { hold, .. } = &mut self {
+            *hold = Some(h.into());
+        }
+        self
+    }
+    pub fn on(mut self, c: &str) -> Op {
+        if let Op::Mutate { cap, grant, .. } = &mut self {
+            (*cap, *grant) = (Some(c.into()), Some(0));
+        }
+        self
+    }
+    pub fn event(mut self, e: &str) -> Op {
+        match &mut self {
+            Op::Authorize { event, .. }
+            | Op::Mutate { event, .. }
+            | Op::Increment { event, .. } => *event = Some(e.into()),
+        }
+        self
+    }
+    pub fn auth(mut self, id: &str, lease: &str, epoch: i64) -> Op {
+        let a = Some(Auth {
+            id: id.into(),
+            lease: lease.into(),
+            epoch,
+        });
+        match &mut self {
+            Op::Authorize { auth, .. } | Op::Mutate { auth, .. } => *auth = a,
+            Op::Increment { .. } => panic!("try_increment takes no authority"),
+        }
+        self
+    }
+}
+
+/// Mutation outcome shorthand: (kind, exposure, realized, committed_after, count_after).
+pub fn mutated(kind: &str, exposure: i64, realized: i64, committed: i64, count: i64) -> Outcome {
+    Outcome::Mutation {
+        kind: kind.into(),
+        exposure,
+        realized,
+        committed_after: committed,
+        count_after: count,
+    }
+}

@@ -1,0 +1,139 @@
+//! Random operation sequences run through the reference model and the
+//! database: every call must give the same outcome (decision, denial reason,
+//! totals, or SQLSTATE), and the stored totals and holds must agree after.
+
+use proptest::prelude::*;
+use spendguard_it::model::Model;
+use spendguard_it::{connect, hold, run, uniq, usage, Auth, Kind, Op};
+
+const CAPS: [&str; 2] = ["a", "b"];
+
+fn amount() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        6 => 0i64..40,
+        1 => Just(i64::MAX),
+        1 => (i64::MAX - 50)..=i64::MAX,
+        1 => Just(-1i64),
+    ]
+}
+
+fn opt<T: std::fmt::Debug + Clone + 'static>(
+    s: impl Strategy<Value = T> + 'static,
+) -> impl Strategy<Value = Option<T>> {
+    prop_oneof![1 => Just(None), 2 => s.prop_map(Some)]
+}
+
+fn limit() -> impl Strategy<Value = Option<i64>> {
+    prop_oneof![2 => Just(None), 3 => (0i64..120).prop_map(Some), 1 => Just(Some(i64::MAX))]
+}
+
+fn id(prefix: &'static str, n: u8) -> impl Strategy<Value = String> {
+    (0..n).prop_map(move |i| format!("{prefix}{i}"))
+}
+
+fn auth() -> impl Strategy<Value = Option<Auth>> {
+    prop_oneof![
+        4 => Just(None),
+        1 => (0i64..3).prop_map(|epoch| Some(Auth { id: "node".into(), lease: "l1".into(), epoch })),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let cap = prop::sample::select(CAPS.to_vec()).prop_map(String::from);
+    let authorize = (
+        cap.clone(),
+        amount(),
+        limit(),
+        limit(),
+        limit(),
+        opt(id("h", 6)),
+        opt(id("e", 6)),
+        auth(),
+    )
+        .prop_map(
+            |(cap, amount, mi, mc, mt, hold, event, auth)| Op::Authorize {
+                cap: Some(cap),
+                grant: Some(0),
+                amount: Some(amount),
+                max_inv: mi,
+                max_cpi: mc,
+                max_total: mt,
+                hold,
+                event,
+                auth,
+            },
+        );
+    let kind = prop_oneof![
+        Just(Kind::Release),
+        Just(Kind::Reverse),
+        Just(Kind::Reconcile),
+        Just(Kind::Capture)
+    ];
+    let on_hold = (
+        kind.clone(),
+        id("h", 6),
+        opt(0i64..40),
+        0i64..40,
+        opt(id("e", 6)),
+        auth(),
+        prop::option::weighted(0.15, cap.clone()),
+    )
+        .prop_map(
+            |(kind, hold, amount, realized, event, auth, cap)| Op::Mutate {
+                kind,
+                grant: cap.as_ref().map(|_| 0),
+                cap,
+                amount,
+                realized: matches!(kind, Kind::Reconcile | Kind::Capture).then_some(realized),
+                hold: Some(hold),
+                event,
+                auth,
+            },
+        );
+    let on_budget = (kind, cap.clone(), amount(), 0i64..40, opt(id("e", 6))).prop_map(
+        |(kind, cap, amount, realized, event)| Op::Mutate {
+            kind,
+            cap: Some(cap),
+            grant: Some(0),
+            amount: Some(amount),
+            realized: matches!(kind, Kind::Reconcile | Kind::Capture).then_some(realized),
+            hold: None,
+            event,
+            auth: None,
+        },
+    );
+    let increment = (cap, limit(), opt(id("e", 6))).prop_map(|(cap, max, event)| Op::Increment {
+        cap: Some(cap),
+        grant: Some(0),
+        max,
+        event,
+    });
+    prop_oneof![5 => authorize, 5 => on_hold, 2 => on_budget, 2 => increment]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, max_shrink_iters: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn database_agrees_with_the_model(ops in prop::collection::vec(op(), 1..40)) {
+        // a fresh tenant per case is a fresh, isolated state
+        let mut c = connect(&uniq("model"));
+        let mut m = Model::default();
+        for (i, op) in ops.iter().enumerate() {
+            let want = m.apply(op);
+            let got = run(&mut c, op);
+            prop_assert_eq!(&got, &want, "step {}: {:?}", i, op);
+            for cap in CAPS {
+                let b = m.budget(cap, 0);
+                prop_assert_eq!(usage(&mut c, cap, 0), (b.count, b.exposed, b.realized), "step {} totals of {}", i, cap);
+            }
+        }
+        for (id, h) in &m.holds {
+            prop_assert_eq!(
+                hold(&mut c, id),
+                Some((h.disposition.to_string(), h.authorized, h.remaining, h.realized)),
+                "hold {}", id
+            );
+        }
+    }
+}
