@@ -1,47 +1,50 @@
 //! #[pg_test] tests of internals that need a backend: the custom SQLSTATE
 //! path, the GUCs and the plan cache. Behaviour is covered by pg_regress and
 //! the multi-connection suite in tests/integration.
-use pgrx::prelude::*;
+#[pgrx::pg_schema]
+mod tests {
+    use pgrx::prelude::*;
 
-#[pg_test]
-fn tenant_defaults_and_follows_the_setting() {
-    assert_eq!(crate::tenant::current(), Ok("default".to_string()));
-    Spi::run("SET spendguard.tenant = 'acme'").unwrap();
-    assert_eq!(crate::tenant::current(), Ok("acme".to_string()));
-    Spi::run("SET spendguard.tenant = ''").unwrap();
-    assert_eq!(crate::tenant::current(), Ok("default".to_string()));
-    Spi::run("SET spendguard.require_tenant = on").unwrap();
-    assert_eq!(crate::tenant::current().unwrap_err().sqlstate(), "SG030");
-}
-
-#[pg_test]
-fn custom_sqlstate_reaches_sql() {
-    // A PL/pgSQL handler sees the raised SQLSTATE exactly as a client would.
-    let code = Spi::get_one::<String>(
-        "DO $$ BEGIN
-           PERFORM spendguard.budget_release_hold(hold_id => 'nope');
-         EXCEPTION WHEN OTHERS THEN
-           PERFORM set_config('sg.code', SQLSTATE, false);
-         END $$; SELECT current_setting('sg.code')",
-    );
-    assert_eq!(code, Ok(Some("SG001".to_string())));
-}
-
-#[pg_test]
-fn cached_plans_survive_many_calls() {
-    for i in 0..50 {
-        let ok = Spi::get_one::<bool>(&format!(
-            "SELECT (spendguard.budget_authorize_hold('c', 0, 1, max_total_cost => 40)).authorized -- {i}"
-        ))
-        .unwrap()
-        .unwrap();
-        assert_eq!(ok, i < 40);
+    #[pg_test]
+    fn tenant_defaults_and_follows_the_setting() {
+        assert_eq!(crate::tenant::current(), Ok("default".to_string()));
+        Spi::run("SET spendguard.tenant = 'acme'").unwrap();
+        assert_eq!(crate::tenant::current(), Ok("acme".to_string()));
+        Spi::run("SET spendguard.tenant = ''").unwrap();
+        assert_eq!(crate::tenant::current(), Ok("default".to_string()));
+        Spi::run("SET spendguard.require_tenant = on").unwrap();
+        assert_eq!(crate::tenant::current().unwrap_err().sqlstate(), "SG030");
     }
-    let n = Spi::get_one::<i64>("SELECT invocation_count FROM spendguard.budget_usage('c', 0)");
-    assert_eq!(n, Ok(Some(40)));
-}
 
-#[pg_test]
-fn guarantee_level_is_single_node_without_standbys() {
-    assert_eq!(crate::budget::ops::guarantee_level(), "single_node_atomic");
+    #[pg_test]
+    fn custom_sqlstate_reaches_sql() {
+        // A PL/pgSQL handler sees the raised SQLSTATE exactly as a client would.
+        let code = Spi::get_one::<String>(
+            "DO $$ BEGIN
+               PERFORM spendguard.budget_release_hold(hold_id => 'nope');
+             EXCEPTION WHEN OTHERS THEN
+               PERFORM set_config('sg.code', SQLSTATE, false);
+             END $$; SELECT current_setting('sg.code')",
+        );
+        assert_eq!(code, Ok(Some("SG001".to_string())));
+    }
+
+    #[pg_test]
+    fn cached_plans_survive_many_calls() {
+        for i in 0..50 {
+            let ok = Spi::get_one::<bool>(&format!(
+                "SELECT (spendguard.budget_authorize_hold('c', 0, 1, max_total_cost => 40)).authorized -- {i}"
+            ))
+            .unwrap()
+            .unwrap();
+            assert_eq!(ok, i < 40);
+        }
+        let n = Spi::get_one::<i64>("SELECT invocation_count FROM spendguard.budget_usage('c', 0)");
+        assert_eq!(n, Ok(Some(40)));
+    }
+
+    #[pg_test]
+    fn guarantee_level_is_single_node_without_standbys() {
+        assert_eq!(crate::budget::ops::guarantee_level(), "single_node_atomic");
+    }
 }

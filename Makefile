@@ -1,0 +1,54 @@
+# spendguard: `make run` and `make test` work on a fresh Debian machine as
+# root with only the Rust toolchain; both install what they need first.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.PHONY: run test setup lint unit pgtest install cluster regress integration stop psql clean
+
+include_env = source scripts/env.sh
+
+## make run: build, install, start a local PostgreSQL with spendguard, run the demo
+run: setup install
+	bash scripts/cluster.sh fresh
+	@$(include_env); "$$PG_BIN/psql" -X -h "$$SG_SOCKDIR" -p "$$SG_PORT" -U postgres -d "$$SG_DB" -f examples/demo.sql
+	@$(include_env); printf '\nspendguard is running. Connect with:\n  psql "%s"\n(or: make psql; stop it with: make stop)\n' "$$SG_CONNINFO"
+
+## make test: every suite
+test: setup lint unit pgtest install cluster regress integration
+	@echo "make test: all suites passed"
+
+setup:
+	bash scripts/setup.sh
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+unit:
+	cargo test -p spendguard-core
+
+# #[pg_test]s in a temporary cluster; PostgreSQL refuses root, so as postgres
+pgtest:
+	@$(include_env); mkdir -p "$$SG_CLUSTER"; chown postgres:postgres "$$SG_CLUSTER"; \
+	  cargo pgrx test pg15 --runas postgres --pgdata "$$SG_CLUSTER/pgrx-test"
+
+install:
+	bash scripts/cluster.sh install
+
+cluster:
+	bash scripts/cluster.sh fresh
+
+regress:
+	bash scripts/regress.sh
+
+integration:
+	cargo test -p spendguard-it --no-fail-fast
+
+stop:
+	bash scripts/cluster.sh stop
+
+psql:
+	@$(include_env); exec "$$PG_BIN/psql" "$$SG_CONNINFO"
+
+clean: stop
+	cargo clean
+	rm -rf .cluster tests/pg_regress/results tests/pg_regress/regression.*

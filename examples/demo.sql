@@ -1,0 +1,42 @@
+-- spendguard demo: one budget, two-phase holds, a denial, a partial release,
+-- a capture, an idempotent replay and the event log. Run by `make run`;
+-- safe to run again: each run is its own tenant, so it starts from zero.
+\set ON_ERROR_STOP on
+\pset footer off
+SELECT 'demo-' || txid_current() AS tenant \gset
+SELECT set_config('spendguard.tenant', :'tenant', false) AS "spendguard.tenant";
+\set h1 h-1
+\set h2 h-2
+\set evt evt-1
+
+\echo
+\echo '1. An agent asks to spend up to 400 of a 1000 budget (hold h-1).'
+SELECT authorized, denial_reason, hold_id, committed_cost_after, commit_index
+FROM spendguard.budget_authorize_hold('openai:gpt', 0, 400, max_total_cost => 1000,
+       hold_id => :'h1', event_id => :'evt');
+
+\echo '2. A second hold of 500 fits; a third of 200 would overspend and is denied (a row, not an error).'
+SELECT authorized, denial_reason, committed_cost_after
+FROM spendguard.budget_authorize_hold('openai:gpt', 0, 500, max_total_cost => 1000, hold_id => :'h2');
+SELECT authorized, denial_reason, committed_cost_after
+FROM spendguard.budget_authorize_hold('openai:gpt', 0, 200, max_total_cost => 1000);
+
+\echo '3. The first call finished early: release 150 of its 400, then capture the rest at a real cost of 180.'
+SELECT kind, exposure_units, committed_cost_after
+FROM spendguard.budget_release_hold(hold_id => :'h1', released_exposure => 150);
+SELECT kind, exposure_units, realized_spend_units, committed_cost_after
+FROM spendguard.budget_capture_hold(hold_id => :'h1', realized_spend => 180);
+
+\echo '4. A retry of the first authorize with the same event_id returns the recorded decision; nothing changes.'
+SELECT authorized, hold_id, committed_cost_after, commit_index
+FROM spendguard.budget_authorize_hold('openai:gpt', 0, 400, max_total_cost => 1000,
+       hold_id => :'h1', event_id => :'evt');
+
+\echo '5. The budget and its append-only event log (latest 8 events).'
+SELECT capability_id, invocation_count, total_cost_exposed, total_cost_realized
+FROM spendguard.budget_usage('openai:gpt', 0);
+SELECT event_seq, kind, allowed, denial_reason, exposure_units, realized_spend_units,
+       total_cost_exposed_after AS exposed, total_cost_realized_after AS realized
+FROM spendguard.budget_events(8, 'openai:gpt', 0);
+SELECT hold_id, disposition, authorized_exposure, remaining_exposure, realized_spend
+FROM spendguard.budget_holds() ORDER BY hold_id;

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs tests/pg_regress with PostgreSQL's own pg_regress against the local
+# cluster (`cargo pgrx regress` 0.18.0 runs initdb as root and fails).
+# With --accept, copies results over expected (review the diff after).
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+dir="$ROOT/tests/pg_regress"
+rm -rf "$dir/results" "$dir/regression.diffs" "$dir/regression.out"
+# --use-existing creates no database and loads no extension: do it here,
+# fresh every run, so sequence values and rows are deterministic.
+psql_() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$SG_SOCKDIR" -p "$SG_PORT" -U postgres "$@"; }
+psql_ -d postgres -c "DROP DATABASE IF EXISTS spendguard_regress" -c "CREATE DATABASE spendguard_regress"
+psql_ -d spendguard_regress -c "CREATE EXTENSION spendguard"
+status=0
+"$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress" \
+  --use-existing --bindir="$PG_BIN" \
+  --host="$SG_SOCKDIR" --port="$SG_PORT" --user=postgres \
+  --dbname=spendguard_regress \
+  --inputdir="$dir" --outputdir="$dir" --schedule="$dir/schedule" || status=$?
+if [ "${1:-}" = --accept ]; then
+  for f in "$dir"/results/*.out; do cp "$f" "$dir/expected/"; done
+  echo "accepted: $(ls "$dir"/results/*.out | wc -l) files; review with git diff"
+  exit 0
+fi
+if [ "$status" != 0 ] && [ -f "$dir/regression.diffs" ]; then
+  cat "$dir/regression.diffs"
+fi
+exit "$status"

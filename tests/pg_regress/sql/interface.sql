@@ -1,0 +1,36 @@
+-- The SQL interface of spendguard (SPEC.md §0, §1, §5): names, argument
+-- lists, result types and the function properties the SPEC requires.
+\x on
+SELECT p.proname,
+       pg_get_function_arguments(p.oid) AS arguments,
+       pg_get_function_result(p.oid) AS result,
+       p.provolatile AS vol, p.proisstrict AS strict, p.prosecdef AS secdef,
+       p.proconfig AS config
+FROM pg_proc p
+WHERE p.pronamespace = 'spendguard'::regnamespace
+ORDER BY p.proname;
+\x off
+
+-- every function and table says what it is
+SELECT p.proname FROM pg_proc p
+WHERE p.pronamespace = 'spendguard'::regnamespace
+  AND obj_description(p.oid, 'pg_proc') IS NULL
+ORDER BY 1;
+SELECT c.relname FROM pg_class c
+WHERE c.relnamespace = 'spendguard'::regnamespace AND c.relkind IN ('r', 'S')
+  AND obj_description(c.oid, 'pg_class') IS NULL
+ORDER BY 1;
+
+-- the result types
+SELECT t.typname, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod)
+FROM pg_type t JOIN pg_attribute a ON a.attrelid = t.typrelid
+WHERE t.typnamespace = 'spendguard'::regnamespace AND t.typname IN ('hold_decision', 'hold_mutation')
+ORDER BY 1, 2;
+
+-- row level security on every table, and no privileges for PUBLIC
+SELECT relname, relrowsecurity, relacl
+FROM pg_class WHERE relnamespace = 'spendguard'::regnamespace AND relkind = 'r'
+ORDER BY 1;
+SELECT nspacl IS NULL OR NOT nspacl::text LIKE '%=U%' AS no_public_usage
+FROM pg_namespace WHERE nspname = 'spendguard';
+SELECT extrelocatable FROM pg_extension WHERE extname = 'spendguard';
