@@ -29,7 +29,7 @@ unit:
 # #[pg_test]s in a temporary cluster; PostgreSQL refuses root, so as postgres
 pgtest:
 	@$(include_env); mkdir -p "$$SG_CLUSTER"; chown postgres:postgres "$$SG_CLUSTER"; \
-	  cargo pgrx test pg15 --runas postgres --pgdata "$$SG_CLUSTER/pgrx-test"
+	  set -x; cargo pgrx test pg15 --runas postgres --pgdata "$$SG_CLUSTER/pgrx-test"
 
 install:
 	bash scripts/cluster.sh install
@@ -41,7 +41,7 @@ regress:
 	bash scripts/regress.sh
 
 integration:
-	cargo test -p spendguard-it --no-fail-fast
+	@$(include_env); cargo test -p spendguard-it --no-fail-fast
 
 stop:
 	bash scripts/cluster.sh stop
@@ -51,4 +51,5 @@ psql:
 
 clean: stop
 	cargo clean
-	rm -rf .cluster tests/pg_regress/results tests/pg_regress/regression.*
+	@$(include_env); rm -rf "$$SG_CLUSTER"
+	rm -rf tests/pg_regress/results tests/pg_regress/regression.*

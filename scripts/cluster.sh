@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # start | stop | install: a local PostgreSQL 15 cluster owned by `postgres`
-# in .cluster/ on port $SG_PORT with spendguard installed in database
+# in $SG_CLUSTER (/tmp/spendguard-PORT) on port $SG_PORT with spendguard in database
 # $SG_DB. `start` creates the cluster once and reuses it after.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"

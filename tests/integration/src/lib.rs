@@ -8,11 +8,11 @@ pub mod model;
 use postgres::{Client, NoTls};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The libpq connection string: $SG_CONNINFO, else the repo's local cluster.
+/// The libpq connection string: $SG_CONNINFO (set by scripts/env.sh), else
+/// the default local cluster of scripts/cluster.sh.
 pub fn conninfo() -> String {
     std::env::var("SG_CONNINFO").unwrap_or_else(|_| {
-        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-        format!("host={root}/.cluster/sock port=28815 user=postgres dbname=spendguard")
+        "host=/tmp/spendguard-28815/sock port=28815 user=postgres dbname=spendguard".to_string()
     })
 }
 
