@@ -2,7 +2,7 @@
 # root with only the Rust toolchain; both install what they need first.
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: run test setup lint unit pgtest install cluster regress integration stop psql clean
+.PHONY: run test bench setup lint unit pgtest install cluster regress integration stop psql clean
 
 include_env = source scripts/env.sh
 
@@ -15,6 +15,10 @@ run: setup install
 ## make test: every suite
 test: setup lint unit pgtest install cluster regress integration
 	@echo "make test: all suites passed"
+
+## make bench: pgbench throughput against plain SQL -> bench/RESULTS.md, bench/throughput.png
+bench:
+	bash bench/run.sh
 
 setup:
 	bash scripts/setup.sh

@@ -25,7 +25,8 @@ CREATE TABLE spendguard.budget_usage (
 );
 COMMENT ON TABLE spendguard.budget_usage IS
   'One row per budget (capability_id, grant_index): invocation count, open exposure and realized spend';
-CREATE INDEX budget_usage_recent ON spendguard.budget_usage (tenant_id, updated_at DESC);
+-- No index on updated_at: every mutation changes it, and an index on it
+-- would make each usage UPDATE a non-HOT update (new entries in every index).
 
 CREATE TABLE spendguard.budget_hold (
   tenant_id           text        NOT NULL,
