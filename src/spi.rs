@@ -1,5 +1,5 @@
 //! SPI helpers: every statement spendguard runs is prepared once per
-//! backend and kept (SPI_keepplan), keyed by its text.
+//! backend and kept (SPI_keepplan).
 
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::PgOid;
@@ -8,7 +8,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-/// A statement and its parameter types.
+/// A statement and its parameter types. Declare them as `static`: the
+/// plan cache is keyed by the statement's address.
 pub struct Stmt {
     pub sql: &'static str,
     pub types: &'static [PgOid],
@@ -18,8 +19,8 @@ thread_local! {
     static PLANS: RefCell<HashMap<usize, Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
 }
 
-fn plan(client: &SpiClient<'_>, stmt: &Stmt) -> SpiResult<Rc<OwnedPreparedStatement>> {
-    let key = stmt.sql.as_ptr() as usize;
+fn plan(client: &SpiClient<'_>, stmt: &'static Stmt) -> SpiResult<Rc<OwnedPreparedStatement>> {
+    let key = stmt as *const Stmt as usize;
     if let Some(p) = PLANS.with(|m| m.borrow().get(&key).cloned()) {
         return Ok(p);
     }
@@ -31,7 +32,7 @@ fn plan(client: &SpiClient<'_>, stmt: &Stmt) -> SpiResult<Rc<OwnedPreparedStatem
 /// Runs a cached statement that may write.
 pub fn run<'c>(
     client: &mut SpiClient<'c>,
-    stmt: &Stmt,
+    stmt: &'static Stmt,
     args: &[DatumWithOid<'_>],
 ) -> SpiResult<SpiTupleTable<'c>> {
     let p = plan(client, stmt)?;

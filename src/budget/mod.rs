@@ -12,44 +12,58 @@ use spendguard_core::budget::Mutation;
 
 type Row = PgHeapTuple<'static, AllocatedByRust>;
 
-fn composite(type_name: &str) -> Row {
-    PgHeapTuple::new_composite_type(type_name)
-        .unwrap_or_else(|e| panic!("spendguard: type {type_name} is missing: {e}"))
+/// Forms the result row in one go, typed by the calling expression's result
+/// type (`spendguard.hold_decision` / `hold_mutation`); the values are in
+/// the type's column order, which tests/pg_regress/sql/interface.sql pins.
+fn row(fcinfo: pg_sys::FunctionCallInfo, values: [Option<pg_sys::Datum>; 10]) -> Row {
+    // SAFETY: fcinfo is the live call's; the datums were just made by
+    // IntoDatum for the columns' types.
+    unsafe {
+        let flinfo = (*fcinfo).flinfo;
+        let mut typoid = pg_sys::get_fn_expr_rettype(flinfo);
+        if typoid == pg_sys::InvalidOid {
+            typoid = pg_sys::get_func_rettype((*flinfo).fn_oid);
+        }
+        let desc = pgrx::PgTupleDesc::for_composite_type_by_oid(typoid)
+            .expect("spendguard: the result type is a composite");
+        PgHeapTuple::from_datums(desc, values).expect("spendguard: result types have 10 columns")
+    }
 }
 
-fn set<T: IntoDatum>(t: &mut Row, col: &str, v: T) {
-    t.set_by_name(col, v)
-        .unwrap_or_else(|e| panic!("spendguard: column {col}: {e}"));
+fn decision_row(fcinfo: pg_sys::FunctionCallInfo, d: HoldDecision) -> Row {
+    row(
+        fcinfo,
+        [
+            d.authorized.into_datum(),
+            d.denial_reason.into_datum(),
+            d.hold_id.into_datum(),
+            d.exposure_units.into_datum(),
+            d.committed_cost_after.into_datum(),
+            d.invocation_count_after.into_datum(),
+            d.commit_index.into_datum(),
+            d.event_id.into_datum(),
+            d.guarantee_level.into_datum(),
+            d.budget_term.into_datum(),
+        ],
+    )
 }
 
-fn decision_row(d: HoldDecision) -> Row {
-    let mut t = composite("spendguard.hold_decision");
-    set(&mut t, "authorized", d.authorized);
-    set(&mut t, "denial_reason", d.denial_reason);
-    set(&mut t, "hold_id", d.hold_id);
-    set(&mut t, "exposure_units", d.exposure_units);
-    set(&mut t, "committed_cost_after", d.committed_cost_after);
-    set(&mut t, "invocation_count_after", d.invocation_count_after);
-    set(&mut t, "commit_index", d.commit_index);
-    set(&mut t, "event_id", d.event_id);
-    set(&mut t, "guarantee_level", d.guarantee_level);
-    set(&mut t, "budget_term", d.budget_term);
-    t
-}
-
-fn mutation_row(m: HoldMutation) -> Row {
-    let mut t = composite("spendguard.hold_mutation");
-    set(&mut t, "hold_id", m.hold_id);
-    set(&mut t, "kind", m.kind);
-    set(&mut t, "exposure_units", m.exposure_units);
-    set(&mut t, "realized_spend_units", m.realized_spend_units);
-    set(&mut t, "committed_cost_after", m.committed_cost_after);
-    set(&mut t, "invocation_count_after", m.invocation_count_after);
-    set(&mut t, "commit_index", m.commit_index);
-    set(&mut t, "event_id", m.event_id);
-    set(&mut t, "guarantee_level", m.guarantee_level);
-    set(&mut t, "budget_term", m.budget_term);
-    t
+fn mutation_row(fcinfo: pg_sys::FunctionCallInfo, m: HoldMutation) -> Row {
+    row(
+        fcinfo,
+        [
+            m.hold_id.into_datum(),
+            m.kind.into_datum(),
+            m.exposure_units.into_datum(),
+            m.realized_spend_units.into_datum(),
+            m.committed_cost_after.into_datum(),
+            m.invocation_count_after.into_datum(),
+            m.commit_index.into_datum(),
+            m.event_id.into_datum(),
+            m.guarantee_level.into_datum(),
+            m.budget_term.into_datum(),
+        ],
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -66,8 +80,9 @@ fn budget_authorize_hold(
     authority_id: default!(Option<String>, "NULL"),
     lease_id: default!(Option<String>, "NULL"),
     lease_epoch: default!(Option<i64>, "NULL"),
+    fcinfo: pg_sys::FunctionCallInfo,
 ) -> pgrx::composite_type!('static, "spendguard.hold_decision") {
-    decision_row(ok_or_raise(ops::authorize(AuthorizeArgs {
+    let d = ok_or_raise(ops::authorize(AuthorizeArgs {
         capability_id,
         grant_index,
         requested_exposure,
@@ -79,7 +94,8 @@ fn budget_authorize_hold(
         authority_id,
         lease_id,
         lease_epoch,
-    })))
+    }));
+    decision_row(fcinfo, d)
 }
 
 /// One macro per mutation keeps the four SQL signatures (whose parameter
@@ -97,8 +113,9 @@ macro_rules! mutation_fn {
             authority_id: default!(Option<String>, "NULL"),
             lease_id: default!(Option<String>, "NULL"),
             lease_epoch: default!(Option<i64>, "NULL"),
+            fcinfo: pg_sys::FunctionCallInfo,
 ) -> pgrx::composite_type!('static, "spendguard.hold_mutation") {
-            mutation_row(ok_or_raise(ops::mutate(
+            let m = ok_or_raise(ops::mutate(
                 $kind,
                 MutateArgs {
                     capability_id,
@@ -111,7 +128,8 @@ macro_rules! mutation_fn {
                     lease_id,
                     lease_epoch,
                 },
-            )))
+            ));
+            mutation_row(fcinfo, m)
         }
     };
 }
@@ -133,8 +151,9 @@ macro_rules! reconcile_fn {
             authority_id: default!(Option<String>, "NULL"),
             lease_id: default!(Option<String>, "NULL"),
             lease_epoch: default!(Option<i64>, "NULL"),
+            fcinfo: pg_sys::FunctionCallInfo,
 ) -> pgrx::composite_type!('static, "spendguard.hold_mutation") {
-            mutation_row(ok_or_raise(ops::mutate(
+            let m = ok_or_raise(ops::mutate(
                 Mutation::Reconcile,
                 MutateArgs {
                     capability_id,
@@ -147,7 +166,8 @@ macro_rules! reconcile_fn {
                     lease_id,
                     lease_epoch,
                 },
-            )))
+            ));
+            mutation_row(fcinfo, m)
         }
     };
 }

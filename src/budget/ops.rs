@@ -2,11 +2,9 @@
 //! pure rules of spendguard-core, write, log. One call = one SPI session
 //! under the budget row lock.
 
-use super::store::{hold_exists, NewEvent, RecordedEvent, Store};
+use super::store::{hold_exists, HoldWrite, NewEvent, RecordedEvent, Store};
 use pgrx::spi::Spi;
-use spendguard_core::budget::{
-    self, Authority, Decision, Disposition, Hold, Limits, Mutation, Outcome,
-};
+use spendguard_core::budget::{self, Authority, Decision, Limits, Mutation, Outcome};
 use spendguard_core::fingerprint::Fingerprint;
 use spendguard_core::{validate, Error, Result};
 
@@ -189,87 +187,58 @@ pub fn authorize(a: AuthorizeArgs) -> Result<HoldDecision> {
         if let Some(rec) = recorded(db, event_id.as_deref(), &fp)? {
             return Ok(decision_from(rec, event_id.clone()));
         }
-        let usage = db.lock_usage(&cap, grant);
+        let (usage, hold_taken) = db.lock_usage(&cap, grant, hold_id.as_deref());
         if let Some(rec) = recorded(db, event_id.as_deref(), &fp)? {
             return Ok(decision_from(rec, event_id.clone()));
         }
-        if let Some(h) = &hold_id {
-            if db.hold(h).is_some() {
-                return Err(hold_exists(h));
-            }
+        if hold_taken {
+            return Err(hold_exists(hold_id.as_deref().unwrap_or_default()));
         }
-        let guarantee = guarantee_level();
-        let term = authority.as_ref().map(Authority::term);
-        let mut event = NewEvent {
-            seq: None,
-            event_id: event_id.as_deref(),
-            fingerprint: fp.as_ref().map(Fingerprint::as_str),
-            hold_id: hold_id.as_deref(),
-            capability_id: &cap,
-            grant_index: grant,
-            kind,
-            allowed: false,
-            denial_reason: None,
-            exposure_units: requested,
-            realized_spend_units: 0,
-            limits: [
-                limits.max_invocations,
-                limits.max_cost_per_invocation,
-                limits.max_total_cost,
-            ],
-            usage_after: usage,
-            authority: authority.as_ref(),
-            guarantee_level: guarantee,
+        let decision = budget::authorize(usage, &limits, requested)?;
+        let (after, denial) = match decision {
+            Decision::Authorized(after) => (after, None),
+            Decision::Denied(reason) => (usage, Some(reason.as_str())),
         };
-        match budget::authorize(usage, &limits, requested)? {
-            Decision::Denied(reason) => {
-                event.denial_reason = Some(reason.as_str());
-                db.insert_event(&event)?;
-                Ok(HoldDecision {
-                    authorized: false,
-                    denial_reason: Some(reason.as_str().to_string()),
-                    hold_id: hold_id.clone(),
-                    exposure_units: requested,
-                    committed_cost_after: usage.committed(),
-                    invocation_count_after: usage.invocation_count,
-                    commit_index: None,
-                    event_id: event_id.clone(),
-                    guarantee_level: guarantee.to_string(),
-                    budget_term: term,
-                })
-            }
-            Decision::Authorized(after) => {
-                let seq = db.update_usage(&cap, grant, after);
-                if let Some(h) = &hold_id {
-                    db.insert_hold(&Hold {
-                        hold_id: h.clone(),
-                        capability_id: cap.clone(),
-                        grant_index: grant,
-                        authorized: requested,
-                        remaining: requested,
-                        realized: 0,
-                        disposition: Disposition::Open,
-                        authority: authority.clone(),
-                    })?;
-                }
-                event.seq = Some(seq);
-                event.allowed = true;
-                event.usage_after = after;
-                db.insert_event(&event)?;
-                Ok(HoldDecision {
-                    authorized: true,
-                    denial_reason: None,
-                    hold_id: hold_id.clone(),
-                    exposure_units: requested,
-                    committed_cost_after: after.committed(),
-                    invocation_count_after: after.invocation_count,
-                    commit_index: Some(seq),
-                    event_id: event_id.clone(),
-                    guarantee_level: guarantee.to_string(),
-                    budget_term: term,
-                })
-            }
-        }
+        let guarantee = guarantee_level();
+        let seq = db.commit(
+            &NewEvent {
+                event_id: event_id.as_deref(),
+                fingerprint: fp.as_ref().map(Fingerprint::as_str),
+                hold_id: hold_id.as_deref(),
+                capability_id: &cap,
+                grant_index: grant,
+                kind,
+                allowed: denial.is_none(),
+                denial_reason: denial,
+                exposure_units: requested,
+                realized_spend_units: 0,
+                limits: [
+                    limits.max_invocations,
+                    limits.max_cost_per_invocation,
+                    limits.max_total_cost,
+                ],
+                usage_after: after,
+                authority: authority.as_ref(),
+                guarantee_level: guarantee,
+            },
+            if hold_id.is_some() {
+                HoldWrite::Open
+            } else {
+                HoldWrite::None
+            },
+        )?;
+        Ok(HoldDecision {
+            authorized: denial.is_none(),
+            denial_reason: denial.map(str::to_string),
+            hold_id: hold_id.clone(),
+            exposure_units: requested,
+            committed_cost_after: after.committed(),
+            invocation_count_after: after.invocation_count,
+            commit_index: denial.is_none().then_some(seq),
+            event_id: event_id.clone(),
+            guarantee_level: guarantee.to_string(),
+            budget_term: authority.as_ref().map(Authority::term),
+        })
     })
 }
 
@@ -321,11 +290,12 @@ pub fn mutate(m: Mutation, a: MutateArgs) -> Result<HoldMutation> {
         if let Some(rec) = recorded(db, event_id.as_deref(), &fp)? {
             return Ok(mutation_from(rec, event_id.clone()));
         }
-        // With a hold id the budget is the hold's; given ones must match.
-        let (cap, grant) = match &hold_id {
+        // With a hold id the budget is the hold's (locked with it); given
+        // ones must match. Without, the call names the budget.
+        let (usage, hold) = match &hold_id {
             Some(h) => {
-                let hold = db
-                    .hold(h)
+                let (usage, hold) = db
+                    .lock_hold(h)
                     .ok_or_else(|| Error::HoldNotFound { hold_id: h.clone() })?;
                 if cap.as_ref().is_some_and(|c| *c != hold.capability_id)
                     || grant.is_some_and(|g| g != hold.grant_index)
@@ -335,45 +305,50 @@ pub fn mutate(m: Mutation, a: MutateArgs) -> Result<HoldMutation> {
                         hold.capability_id, hold.grant_index
                     )));
                 }
-                (hold.capability_id, hold.grant_index)
+                (usage, Some(hold))
             }
-            None => (cap.clone().unwrap_or_default(), grant.unwrap_or_default()),
+            None => {
+                let cap = cap.as_deref().unwrap_or_default();
+                (db.lock_usage(cap, grant.unwrap_or_default(), None).0, None)
+            }
         };
-        let usage = db.lock_usage(&cap, grant);
         if let Some(rec) = recorded(db, event_id.as_deref(), &fp)? {
             return Ok(mutation_from(rec, event_id.clone()));
         }
-        let outcome: Outcome = match &hold_id {
-            Some(h) => {
-                // Re-read under the budget lock: every hold change holds it.
-                let hold = db.hold(h).expect("holds are never deleted");
-                budget::check_fence(&hold, &authority)?;
-                budget::mutate_hold(m, usage, &hold, amount, realized)?
+        let outcome: Outcome = match &hold {
+            Some(hold) => {
+                budget::check_fence(hold, &authority)?;
+                budget::mutate_hold(m, usage, hold, amount, realized)?
             }
             None => budget::mutate_budget(m, usage, amount.unwrap_or_default(), realized)?,
         };
-        let seq = db.update_usage(&cap, grant, outcome.usage);
-        if let Some(h) = &outcome.hold {
-            db.update_hold(h);
-        }
+        let (cap, grant) = match &hold {
+            Some(h) => (h.capability_id.clone(), h.grant_index),
+            None => (cap.clone().unwrap_or_default(), grant.unwrap_or_default()),
+        };
         let guarantee = guarantee_level();
-        db.insert_event(&NewEvent {
-            seq: Some(seq),
-            event_id: event_id.as_deref(),
-            fingerprint: fp.as_ref().map(Fingerprint::as_str),
-            hold_id: hold_id.as_deref(),
-            capability_id: &cap,
-            grant_index: grant,
-            kind,
-            allowed: true,
-            denial_reason: None,
-            exposure_units: outcome.exposure_units,
-            realized_spend_units: outcome.realized_units,
-            limits: [None, None, None],
-            usage_after: outcome.usage,
-            authority: authority.as_ref(),
-            guarantee_level: guarantee,
-        })?;
+        let seq = db.commit(
+            &NewEvent {
+                event_id: event_id.as_deref(),
+                fingerprint: fp.as_ref().map(Fingerprint::as_str),
+                hold_id: hold_id.as_deref(),
+                capability_id: &cap,
+                grant_index: grant,
+                kind,
+                allowed: true,
+                denial_reason: None,
+                exposure_units: outcome.exposure_units,
+                realized_spend_units: outcome.realized_units,
+                limits: [None, None, None],
+                usage_after: outcome.usage,
+                authority: authority.as_ref(),
+                guarantee_level: guarantee,
+            },
+            outcome
+                .hold
+                .as_ref()
+                .map_or(HoldWrite::None, HoldWrite::Update),
+        )?;
         Ok(HoldMutation {
             hold_id: hold_id.clone(),
             kind: kind.to_string(),
@@ -410,29 +385,30 @@ pub fn try_increment(
         if let Some(rec) = recorded(db, event_id.as_deref(), &fp)? {
             return Ok(rec.allowed);
         }
-        let usage = db.lock_usage(&cap, grant);
+        let (usage, _) = db.lock_usage(&cap, grant, None);
         if let Some(rec) = recorded(db, event_id.as_deref(), &fp)? {
             return Ok(rec.allowed);
         }
         let after = budget::try_increment(usage, max)?;
-        let seq = after.map(|u| db.update_usage(&cap, grant, u));
-        db.insert_event(&NewEvent {
-            seq,
-            event_id: event_id.as_deref(),
-            fingerprint: fp.as_ref().map(Fingerprint::as_str),
-            hold_id: None,
-            capability_id: &cap,
-            grant_index: grant,
-            kind,
-            allowed: after.is_some(),
-            denial_reason: after.is_none().then_some("max_invocations"),
-            exposure_units: 0,
-            realized_spend_units: 0,
-            limits: [max, None, None],
-            usage_after: after.unwrap_or(usage),
-            authority: None,
-            guarantee_level: guarantee_level(),
-        })?;
+        db.commit(
+            &NewEvent {
+                event_id: event_id.as_deref(),
+                fingerprint: fp.as_ref().map(Fingerprint::as_str),
+                hold_id: None,
+                capability_id: &cap,
+                grant_index: grant,
+                kind,
+                allowed: after.is_some(),
+                denial_reason: after.is_none().then_some("max_invocations"),
+                exposure_units: 0,
+                realized_spend_units: 0,
+                limits: [max, None, None],
+                usage_after: after.unwrap_or(usage),
+                authority: None,
+                guarantee_level: guarantee_level(),
+            },
+            HoldWrite::None,
+        )?;
         Ok(after.is_some())
     })
 }

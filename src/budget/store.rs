@@ -1,9 +1,15 @@
 //! The SQL of budgets: every read and write of budget_usage, budget_hold and
 //! budget_event, as cached prepared statements. No rules here.
+//!
+//! Each operation is two statements on its common path: one that locks
+//! what it decides on (the budget row, and the hold when there is one), and
+//! one data-modifying CTE that writes usage, hold and event together. Every
+//! statement costs an executor start-up and a re-read of the tables' CHECK
+//! constraints, so fewer statements is most of the speed (see bench/).
 
 use crate::spi::{run, Stmt};
 use pgrx::pg_sys::{PgBuiltInOids as T, PgOid};
-use pgrx::spi::{SpiClient, SpiResult};
+use pgrx::spi::{SpiClient, SpiResult, SpiTupleTable};
 use spendguard_core::budget::{Authority, Disposition, Hold, Usage};
 use spendguard_core::{Error, Result};
 
@@ -12,68 +18,126 @@ const INT4: PgOid = PgOid::BuiltIn(T::INT4OID);
 const INT8: PgOid = PgOid::BuiltIn(T::INT8OID);
 const BOOL: PgOid = PgOid::BuiltIn(T::BOOLOID);
 
-const LOCK_USAGE: Stmt = Stmt {
-    sql: "SELECT invocation_count, total_cost_exposed, total_cost_realized \
+static LOCK_USAGE: Stmt = Stmt {
+    sql: "SELECT invocation_count, total_cost_exposed, total_cost_realized, \
+          $4::text IS NOT NULL AND EXISTS (SELECT 1 FROM spendguard.budget_hold h \
+            WHERE h.tenant_id = $1 AND h.hold_id = $4) \
           FROM spendguard.budget_usage \
           WHERE tenant_id = $1 AND capability_id = $2 AND grant_index = $3 FOR UPDATE",
-    types: &[TEXT, TEXT, INT4],
+    types: &[TEXT, TEXT, INT4, TEXT],
 };
 
-const CREATE_USAGE: Stmt = Stmt {
+static CREATE_USAGE: Stmt = Stmt {
     sql: "INSERT INTO spendguard.budget_usage (tenant_id, capability_id, grant_index) \
           VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
     types: &[TEXT, TEXT, INT4],
 };
 
-const UPDATE_USAGE: Stmt = Stmt {
-    sql: "UPDATE spendguard.budget_usage SET invocation_count = $4, total_cost_exposed = $5, \
-          total_cost_realized = $6, seq = nextval('spendguard.commit_seq'), updated_at = now() \
-          WHERE tenant_id = $1 AND capability_id = $2 AND grant_index = $3 RETURNING seq",
-    types: &[TEXT, TEXT, INT4, INT8, INT8, INT8],
-};
-
-const GET_HOLD: Stmt = Stmt {
-    sql: "SELECT capability_id, grant_index, authorized_exposure, remaining_exposure, \
-          realized_spend, disposition, authority_id, lease_id, lease_epoch \
-          FROM spendguard.budget_hold WHERE tenant_id = $1 AND hold_id = $2",
+/// The hold and its budget, both locked (the budget first: every decision
+/// on a budget holds its row lock).
+static LOCK_HOLD: Stmt = Stmt {
+    sql: "SELECT u.invocation_count, u.total_cost_exposed, u.total_cost_realized, \
+          h.capability_id, h.grant_index, h.authorized_exposure, h.remaining_exposure, \
+          h.realized_spend, h.disposition, h.authority_id, h.lease_id, h.lease_epoch \
+          FROM spendguard.budget_hold h JOIN spendguard.budget_usage u \
+            ON u.tenant_id = h.tenant_id AND u.capability_id = h.capability_id \
+           AND u.grant_index = h.grant_index \
+          WHERE h.tenant_id = $1 AND h.hold_id = $2 FOR UPDATE OF u, h",
     types: &[TEXT, TEXT],
 };
 
-const INSERT_HOLD: Stmt = Stmt {
-    sql: "INSERT INTO spendguard.budget_hold (tenant_id, hold_id, capability_id, grant_index, \
-          authorized_exposure, remaining_exposure, authority_id, lease_id, lease_epoch) \
-          VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING 1",
-    types: &[TEXT, TEXT, TEXT, INT4, INT8, TEXT, TEXT, INT8],
-};
-
-const UPDATE_HOLD: Stmt = Stmt {
-    sql: "UPDATE spendguard.budget_hold SET remaining_exposure = $3, realized_spend = $4, \
-          disposition = $5, updated_at = now() WHERE tenant_id = $1 AND hold_id = $2",
-    types: &[TEXT, TEXT, INT8, INT8, TEXT],
-};
-
-const GET_EVENT: Stmt = Stmt {
-    sql: "SELECT request_fingerprint, hold_id, kind, allowed, denial_reason, exposure_units, \
+static GET_EVENT: Stmt = Stmt {
+    sql:
+        "SELECT request_fingerprint, hold_id, kind::text, allowed, denial_reason, exposure_units, \
           realized_spend_units, invocation_count_after, total_cost_exposed_after, \
           total_cost_realized_after, event_seq, authority_id, lease_epoch, guarantee_level \
           FROM spendguard.budget_event WHERE tenant_id = $1 AND event_id = $2",
     types: &[TEXT, TEXT],
 };
 
-const INSERT_EVENT: Stmt = Stmt {
-    sql: "INSERT INTO spendguard.budget_event (tenant_id, event_seq, event_id, \
-          request_fingerprint, hold_id, capability_id, grant_index, kind, allowed, denial_reason, \
-          exposure_units, realized_spend_units, max_invocations, max_cost_per_invocation, \
-          max_total_cost, invocation_count_after, total_cost_exposed_after, \
-          total_cost_realized_after, authority_id, lease_id, lease_epoch, guarantee_level) \
-          VALUES ($1, COALESCE($2, nextval('spendguard.commit_seq')), $3, $4, $5, $6, $7, $8, \
-          $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
-          ON CONFLICT (tenant_id, event_id) WHERE event_id IS NOT NULL DO NOTHING \
-          RETURNING event_seq",
-    types: &[
-        TEXT, INT8, TEXT, TEXT, TEXT, TEXT, INT4, TEXT, BOOL, TEXT, INT8, INT8, INT8, INT8, INT8,
-        INT8, INT8, INT8, TEXT, TEXT, INT8, TEXT,
-    ],
+// The write statements share one parameter list:
+// $1 tenant, $2 capability, $3 grant, $4..$6 usage after (count, exposed,
+// realized), $7 event_id, $8 fingerprint, $9 hold_id, $10 kind, $11 allowed,
+// $12 denial reason, $13 exposure units, $14 realized units, $15..$17 limits,
+// $18..$20 authority, $21 guarantee level, $22..$24 hold after (remaining,
+// realized, disposition).
+const WRITE_TYPES: &[PgOid] = &[
+    TEXT, TEXT, INT4, INT8, INT8, INT8, TEXT, TEXT, TEXT, TEXT, BOOL, TEXT, INT8, INT8, INT8, INT8,
+    INT8, TEXT, TEXT, INT8, TEXT, INT8, INT8, TEXT,
+];
+
+macro_rules! event_insert {
+    ($seq:literal, $source:literal) => {
+        concat!(
+            "INSERT INTO spendguard.budget_event (tenant_id, event_seq, event_id, \
+             request_fingerprint, hold_id, capability_id, grant_index, kind, allowed, \
+             denial_reason, exposure_units, realized_spend_units, max_invocations, \
+             max_cost_per_invocation, max_total_cost, invocation_count_after, \
+             total_cost_exposed_after, total_cost_realized_after, authority_id, lease_id, \
+             lease_epoch, guarantee_level) SELECT $1, ",
+            $seq,
+            ", $7, $8, $9, $2, $3, $10::spendguard.budget_event_kind, $11, $12, $13, $14, $15, \
+             $16, $17, $4, $5, $6, $18, $19, $20, $21 ",
+            $source,
+            " ON CONFLICT (tenant_id, event_id) WHERE event_id IS NOT NULL DO NOTHING \
+             RETURNING event_seq"
+        )
+    };
+}
+
+macro_rules! usage_update {
+    () => {
+        "u AS (UPDATE spendguard.budget_usage SET invocation_count = $4, \
+         total_cost_exposed = $5, total_cost_realized = $6, \
+         seq = nextval('spendguard.commit_seq'), updated_at = now() \
+         WHERE tenant_id = $1 AND capability_id = $2 AND grant_index = $3 RETURNING seq)"
+    };
+}
+
+/// A denial: the event alone, usage unchanged.
+static WRITE_EVENT: Stmt = Stmt {
+    sql: event_insert!("nextval('spendguard.commit_seq')", ""),
+    types: WRITE_TYPES,
+};
+
+/// Usage and event (authorize without a hold, budget-level mutations,
+/// try_increment).
+static WRITE_USAGE: Stmt = Stmt {
+    sql: concat!(
+        "WITH ",
+        usage_update!(),
+        " ",
+        event_insert!("u.seq", "FROM u")
+    ),
+    types: WRITE_TYPES,
+};
+
+/// Usage, event and a new hold; the event row is only written when the
+/// hold was (a taken hold id leaves no event and the caller raises SG003).
+static WRITE_OPEN_HOLD: Stmt = Stmt {
+    sql: concat!(
+        "WITH ",
+        usage_update!(),
+        ", h AS (INSERT INTO spendguard.budget_hold (tenant_id, hold_id, capability_id, \
+         grant_index, authorized_exposure, remaining_exposure, authority_id, lease_id, \
+         lease_epoch) VALUES ($1, $9, $2, $3, $13, $13, $18, $19, $20) \
+         ON CONFLICT DO NOTHING RETURNING 1) ",
+        event_insert!("u.seq", "FROM u, h")
+    ),
+    types: WRITE_TYPES,
+};
+
+/// Usage, event and the hold's new state.
+static WRITE_UPDATE_HOLD: Stmt = Stmt {
+    sql: concat!(
+        "WITH ",
+        usage_update!(),
+        ", h AS (UPDATE spendguard.budget_hold SET remaining_exposure = $22, \
+         realized_spend = $23, disposition = $24, updated_at = now() \
+         WHERE tenant_id = $1 AND hold_id = $9 RETURNING 1) ",
+        event_insert!("u.seq", "FROM u, h")
+    ),
+    types: WRITE_TYPES,
 };
 
 /// An event as recorded: enough to return the original result on replay.
@@ -92,9 +156,17 @@ pub struct RecordedEvent {
     pub guarantee_level: String,
 }
 
-/// An event to append.
+/// What one call writes besides the usage row. A new hold takes its
+/// values from the event (hold id, exposure, authority).
+pub enum HoldWrite<'a> {
+    None,
+    Open,
+    Update(&'a Hold),
+}
+
+/// One call's writes: the event (always), the usage after it (when allowed)
+/// and the hold.
 pub struct NewEvent<'a> {
-    pub seq: Option<i64>,
     pub event_id: Option<&'a str>,
     pub fingerprint: Option<&'a str>,
     pub hold_id: Option<&'a str>,
@@ -123,23 +195,28 @@ fn spi<T>(r: SpiResult<T>) -> T {
     r.unwrap_or_else(|e| panic!("spendguard: SPI failure: {e}"))
 }
 
+fn usage_of(t: &SpiTupleTable<'_>) -> Usage {
+    Usage {
+        invocation_count: spi(t.get::<i64>(1)).unwrap_or(0),
+        exposed: spi(t.get::<i64>(2)).unwrap_or(0),
+        realized: spi(t.get::<i64>(3)).unwrap_or(0),
+    }
+}
+
 impl<'a, 'c> Store<'a, 'c> {
     /// Locks the budget row (creating it at zero on first use) and returns
-    /// its counters. Every decision on a budget goes through this lock.
-    pub fn lock_usage(&mut self, cap: &str, grant: i32) -> Usage {
+    /// its counters, and whether `hold_id` is taken. Every decision on a
+    /// budget goes through this lock.
+    pub fn lock_usage(&mut self, cap: &str, grant: i32, hold_id: Option<&str>) -> (Usage, bool) {
         for _ in 0..2 {
             let t = spi(run(
                 self.client,
                 &LOCK_USAGE,
-                &[self.tenant.into(), cap.into(), grant.into()],
+                &[self.tenant.into(), cap.into(), grant.into(), hold_id.into()],
             ));
             if !t.is_empty() {
-                let row = t.first();
-                return Usage {
-                    invocation_count: spi(row.get::<i64>(1)).unwrap_or(0),
-                    exposed: spi(row.get::<i64>(2)).unwrap_or(0),
-                    realized: spi(row.get::<i64>(3)).unwrap_or(0),
-                };
+                let t = t.first();
+                return (usage_of(&t), spi(t.get::<bool>(4)).unwrap_or(false));
             }
             spi(run(
                 self.client,
@@ -150,27 +227,11 @@ impl<'a, 'c> Store<'a, 'c> {
         panic!("spendguard: budget row of \"{cap}\" vanished after creation")
     }
 
-    /// Writes new counters and stamps the budget with a fresh commit index.
-    pub fn update_usage(&mut self, cap: &str, grant: i32, u: Usage) -> i64 {
+    /// Locks a hold and its budget; `None` when the hold does not exist.
+    pub fn lock_hold(&mut self, hold_id: &str) -> Option<(Usage, Hold)> {
         let t = spi(run(
             self.client,
-            &UPDATE_USAGE,
-            &[
-                self.tenant.into(),
-                cap.into(),
-                grant.into(),
-                u.invocation_count.into(),
-                u.exposed.into(),
-                u.realized.into(),
-            ],
-        ));
-        spi(t.first().get::<i64>(1)).expect("seq is NOT NULL")
-    }
-
-    pub fn hold(&mut self, hold_id: &str) -> Option<Hold> {
-        let t = spi(run(
-            self.client,
-            &GET_HOLD,
+            &LOCK_HOLD,
             &[self.tenant.into(), hold_id.into()],
         ));
         if t.is_empty() {
@@ -178,9 +239,9 @@ impl<'a, 'c> Store<'a, 'c> {
         }
         let r = t.first();
         let authority = match (
-            spi(r.get::<String>(7)),
-            spi(r.get::<String>(8)),
-            spi(r.get::<i64>(9)),
+            spi(r.get::<String>(10)),
+            spi(r.get::<String>(11)),
+            spi(r.get::<i64>(12)),
         ) {
             (Some(a), Some(l), Some(e)) => Some(Authority {
                 authority_id: a,
@@ -189,54 +250,18 @@ impl<'a, 'c> Store<'a, 'c> {
             }),
             _ => None,
         };
-        let disposition: String = spi(r.get(6)).unwrap_or_default();
-        Some(Hold {
+        let disposition: String = spi(r.get(9)).unwrap_or_default();
+        let hold = Hold {
             hold_id: hold_id.to_string(),
-            capability_id: spi(r.get(1)).unwrap_or_default(),
-            grant_index: spi(r.get(2)).unwrap_or_default(),
-            authorized: spi(r.get(3)).unwrap_or_default(),
-            remaining: spi(r.get(4)).unwrap_or_default(),
-            realized: spi(r.get(5)).unwrap_or_default(),
+            capability_id: spi(r.get(4)).unwrap_or_default(),
+            grant_index: spi(r.get(5)).unwrap_or_default(),
+            authorized: spi(r.get(6)).unwrap_or_default(),
+            remaining: spi(r.get(7)).unwrap_or_default(),
+            realized: spi(r.get(8)).unwrap_or_default(),
             disposition: Disposition::parse(&disposition).expect("CHECK keeps dispositions valid"),
             authority,
-        })
-    }
-
-    /// Opens a hold; SG003 when the id is taken (also by a concurrent call).
-    pub fn insert_hold(&mut self, h: &Hold) -> Result<()> {
-        let a = h.authority.as_ref();
-        let t = spi(run(
-            self.client,
-            &INSERT_HOLD,
-            &[
-                self.tenant.into(),
-                h.hold_id.as_str().into(),
-                h.capability_id.as_str().into(),
-                h.grant_index.into(),
-                h.authorized.into(),
-                a.map(|a| a.authority_id.as_str()).into(),
-                a.map(|a| a.lease_id.as_str()).into(),
-                a.map(|a| a.lease_epoch).into(),
-            ],
-        ));
-        if t.is_empty() {
-            return Err(hold_exists(&h.hold_id));
-        }
-        Ok(())
-    }
-
-    pub fn update_hold(&mut self, h: &Hold) {
-        spi(run(
-            self.client,
-            &UPDATE_HOLD,
-            &[
-                self.tenant.into(),
-                h.hold_id.as_str().into(),
-                h.remaining.into(),
-                h.realized.into(),
-                h.disposition.as_str().into(),
-            ],
-        ));
+        };
+        Some((usage_of(&r), hold))
     }
 
     pub fn event(&mut self, event_id: &str) -> Option<RecordedEvent> {
@@ -270,21 +295,37 @@ impl<'a, 'c> Store<'a, 'c> {
         })
     }
 
-    /// Appends an event; returns its event_seq. SG004 when its event_id was
-    /// taken meanwhile by a concurrent call on another budget.
-    pub fn insert_event(&mut self, e: &NewEvent<'_>) -> Result<i64> {
+    /// Writes one call in one statement and returns its event_seq (the
+    /// commit index when allowed). A denial writes the event only.
+    /// SG003 when a new hold's id was taken meanwhile, SG004 when the event
+    /// id was (both only by a concurrent call).
+    pub fn commit(&mut self, e: &NewEvent<'_>, hold: HoldWrite<'_>) -> Result<i64> {
+        let opening = e.allowed && matches!(hold, HoldWrite::Open);
+        let stmt = match (&hold, e.allowed) {
+            (_, false) => &WRITE_EVENT,
+            (HoldWrite::None, true) => &WRITE_USAGE,
+            (HoldWrite::Open, true) => &WRITE_OPEN_HOLD,
+            (HoldWrite::Update(_), true) => &WRITE_UPDATE_HOLD,
+        };
+        let h = match hold {
+            HoldWrite::Update(h) => Some(h),
+            _ => None,
+        };
         let a = e.authority;
+        let u = e.usage_after;
         let t = spi(run(
             self.client,
-            &INSERT_EVENT,
+            stmt,
             &[
                 self.tenant.into(),
-                e.seq.into(),
+                e.capability_id.into(),
+                e.grant_index.into(),
+                u.invocation_count.into(),
+                u.exposed.into(),
+                u.realized.into(),
                 e.event_id.into(),
                 e.fingerprint.into(),
                 e.hold_id.into(),
-                e.capability_id.into(),
-                e.grant_index.into(),
                 e.kind.into(),
                 e.allowed.into(),
                 e.denial_reason.into(),
@@ -293,16 +334,24 @@ impl<'a, 'c> Store<'a, 'c> {
                 e.limits[0].into(),
                 e.limits[1].into(),
                 e.limits[2].into(),
-                e.usage_after.invocation_count.into(),
-                e.usage_after.exposed.into(),
-                e.usage_after.realized.into(),
                 a.map(|a| a.authority_id.as_str()).into(),
                 a.map(|a| a.lease_id.as_str()).into(),
                 a.map(|a| a.lease_epoch).into(),
                 e.guarantee_level.into(),
+                h.map(|h| h.remaining).into(),
+                h.map(|h| h.realized).into(),
+                h.map(|h| h.disposition.as_str()).into(),
             ],
         ));
         if t.is_empty() {
+            // Opening a hold: no row means the hold id or the event id was
+            // taken by a concurrent call; the event id decides which.
+            if let (true, Some(id)) = (opening, e.hold_id) {
+                let event_taken = e.event_id.is_some_and(|ev| self.event(ev).is_some());
+                if !event_taken {
+                    return Err(hold_exists(id));
+                }
+            }
             return Err(Error::IdempotencyConflict {
                 event_id: e.event_id.unwrap_or_default().to_string(),
             });
