@@ -8,4 +8,9 @@ INSERT INTO bench_event SELECT 'e' || k, k FROM generate_series(1, 10000) k;
 -- 10,000 recorded authorizations to replay
 SELECT count(spendguard.budget_authorize_hold('replay-' || k, 0, 1, event_id => 'e' || k))
 FROM generate_series(1, 10000) k;
+-- the budgets the workloads use exist before the clock starts, as the
+-- baseline's rows do (authorize of 0 and a count of one invocation)
+SELECT count(spendguard.budget_authorize_hold('b' || k, 0, 0)) FROM generate_series(1, 10000) k;
+SELECT count(spendguard.budget_try_increment('c' || k, 0, NULL)) FROM generate_series(1, 10000) k;
+SELECT spendguard.budget_authorize_hold('hot', 0, 0);
 VACUUM ANALYZE;
