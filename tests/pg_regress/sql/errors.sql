@@ -60,3 +60,9 @@ DELETE FROM spendguard.budget_event;
 -- nothing above changed anything but the calls that succeeded
 SELECT invocation_count, total_cost_exposed, total_cost_realized FROM spendguard.budget_usage('c', 0);
 SELECT count(*) AS events FROM spendguard.budget_events();
+-- 23514: even the owner cannot drive a counter negative or past bigint in total
+\set VERBOSITY sqlstate
+UPDATE spendguard.budget_usage SET total_cost_exposed = -1 WHERE tenant_id = 'regress-errors' AND capability_id = 'c';
+UPDATE spendguard.budget_usage SET invocation_count = -1 WHERE tenant_id = 'regress-errors' AND capability_id = 'c';
+UPDATE spendguard.budget_usage SET total_cost_realized = 9223372036854775807 WHERE tenant_id = 'regress-errors' AND capability_id = 'c';
+\set VERBOSITY default

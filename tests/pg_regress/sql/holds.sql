@@ -42,6 +42,10 @@ SELECT authorized, budget_term FROM spendguard.budget_authorize_hold('gpt', 1, 1
 SELECT kind, budget_term FROM spendguard.budget_release_hold(hold_id => 'hf',
   authority_id => 'node-a', lease_id => 'lease-7', lease_epoch => 3);
 
+-- budgets, most recently updated first (gpt/1 was touched last)
+SELECT capability_id, grant_index, invocation_count FROM spendguard.budget_usages();
+SELECT capability_id, grant_index FROM spendguard.budget_usages(1);
+
 -- another tenant sees none of it
 SET spendguard.tenant = 'someone-else';
 SELECT count(*) FROM spendguard.budget_usages();

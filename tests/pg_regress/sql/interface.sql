@@ -34,3 +34,9 @@ ORDER BY 1;
 SELECT nspacl IS NULL OR NOT nspacl::text LIKE '%=U%' AS no_public_usage
 FROM pg_namespace WHERE nspname = 'spendguard';
 SELECT extrelocatable FROM pg_extension WHERE extname = 'spendguard';
+
+-- the constraints that guard the counters (SPEC §1: each CHECK (>= 0))
+SELECT conrelid::regclass AS "table", conname, pg_get_constraintdef(oid)
+FROM pg_constraint
+WHERE connamespace = 'spendguard'::regnamespace AND contype IN ('c', 'p', 'u', 'f')
+ORDER BY 1, 2;
