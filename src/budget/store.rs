@@ -19,9 +19,17 @@ const INT8: PgOid = PgOid::BuiltIn(T::INT8OID);
 const BOOL: PgOid = PgOid::BuiltIn(T::BOOLOID);
 
 static LOCK_USAGE: Stmt = Stmt {
+    sql: "SELECT invocation_count, total_cost_exposed, total_cost_realized, false \
+          FROM spendguard.budget_usage \
+          WHERE tenant_id = $1 AND capability_id = $2 AND grant_index = $3 FOR UPDATE",
+    types: &[TEXT, TEXT, INT4, TEXT],
+};
+
+/// LOCK_USAGE that also says whether the hold id $4 is taken (a separate
+/// statement: the executor initialises a sub-plan even when it is skipped).
+static LOCK_USAGE_NEW_HOLD: Stmt = Stmt {
     sql: "SELECT invocation_count, total_cost_exposed, total_cost_realized, \
-          $4::text IS NOT NULL AND EXISTS (SELECT 1 FROM spendguard.budget_hold h \
-            WHERE h.tenant_id = $1 AND h.hold_id = $4) \
+          EXISTS (SELECT 1 FROM spendguard.budget_hold h WHERE h.tenant_id = $1 AND h.hold_id = $4) \
           FROM spendguard.budget_usage \
           WHERE tenant_id = $1 AND capability_id = $2 AND grant_index = $3 FOR UPDATE",
     types: &[TEXT, TEXT, INT4, TEXT],
@@ -208,10 +216,15 @@ impl<'a, 'c> Store<'a, 'c> {
     /// its counters, and whether `hold_id` is taken. Every decision on a
     /// budget goes through this lock.
     pub fn lock_usage(&mut self, cap: &str, grant: i32, hold_id: Option<&str>) -> (Usage, bool) {
+        let lock = if hold_id.is_some() {
+            &LOCK_USAGE_NEW_HOLD
+        } else {
+            &LOCK_USAGE
+        };
         for _ in 0..2 {
             let t = spi(run(
                 self.client,
-                &LOCK_USAGE,
+                lock,
                 &[self.tenant.into(), cap.into(), grant.into(), hold_id.into()],
             ));
             if !t.is_empty() {

@@ -173,54 +173,43 @@ fn serializable_callers_get_40001_to_retry_and_stay_exact() {
     assert_eq!(usage(&mut c, "b", 0), (100, 100, 0));
 }
 
-#[test]
-fn one_hold_id_raced_on_different_budgets_opens_once() {
-    let tenant = uniq("race-holdid");
+/// One new hold id or one event id raced by 8 connections, each on a budget
+/// of its own: one call takes effect, the 7 others fail with `loser_code`
+/// and leave no trace (no invocation, no event).
+fn one_id_on_eight_budgets(tag: &str, with_id: fn(Op, &str) -> Op, loser_code: &'static str) {
+    let tenant = uniq(tag);
     for round in 0..5 {
-        let hold = format!("h-{round}");
+        let id = format!("id-{round}");
         let outs = race(&tenant, 8, move |i, c| {
-            run(c, &Op::authorize(&format!("b{i}"), 10).hold(&hold))
+            run(c, &with_id(Op::authorize(&format!("b{i}"), 10), &id))
         });
         let ok = outs.iter().filter(|o| authorized(o)).count();
-        let taken = outs.iter().filter(|o| **o == Outcome::err("SG003")).count();
-        assert_eq!((ok, taken), (1, 7), "{outs:?}");
+        let lost = outs
+            .iter()
+            .filter(|o| **o == Outcome::err(loser_code))
+            .count();
+        assert_eq!((ok, lost), (1, 7), "{outs:?}");
     }
-    // the losers left no trace: 5 budgets with one invocation each, 5 events
     let mut c = connect(&tenant);
-    let n: i64 = c
-        .query_one(
-            "SELECT sum(invocation_count)::int8 FROM spendguard.budget_usages(1000)",
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(n, 5);
-    let events: i64 = c
-        .query_one("SELECT count(*) FROM spendguard.budget_events(1000)", &[])
-        .unwrap()
-        .get(0);
-    assert_eq!(events, 5);
+    let (invocations, events): (i64, i64) = {
+        let r = c
+            .query_one(
+                "SELECT (SELECT sum(invocation_count)::int8 FROM spendguard.budget_usages(1000)), \
+                        (SELECT count(*) FROM spendguard.budget_events(1000))",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!((invocations, events), (5, 5));
+}
+
+#[test]
+fn one_hold_id_raced_on_different_budgets_opens_once() {
+    one_id_on_eight_budgets("race-holdid", Op::hold, "SG003");
 }
 
 #[test]
 fn one_event_id_raced_for_different_requests_takes_effect_once() {
-    let tenant = uniq("race-evid");
-    for round in 0..5 {
-        let ev = format!("ev-{round}");
-        let outs = race(&tenant, 8, move |i, c| {
-            run(c, &Op::authorize(&format!("b{i}"), 10).event(&ev))
-        });
-        let ok = outs.iter().filter(|o| authorized(o)).count();
-        let reused = outs.iter().filter(|o| **o == Outcome::err("SG004")).count();
-        assert_eq!((ok, reused), (1, 7), "{outs:?}");
-    }
-    let mut c = connect(&tenant);
-    let n: i64 = c
-        .query_one(
-            "SELECT sum(invocation_count)::int8 FROM spendguard.budget_usages(1000)",
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(n, 5);
+    one_id_on_eight_budgets("race-evid", Op::event, "SG004");
 }
