@@ -12,9 +12,9 @@ run: setup install
 	@$(include_env); "$$PG_BIN/psql" -X -h "$$SG_SOCKDIR" -p "$$SG_PORT" -U postgres -d "$$SG_DB" -f examples/demo.sql
 	@$(include_env); printf '\nspendguard is running. Connect with:\n  psql "%s"\n(or: make psql; stop it with: make stop)\n' "$$SG_CONNINFO"
 
-## make test: every suite
-test: setup lint unit pgtest install cluster regress integration
-	@echo "make test: all suites passed"
+## make test: every suite, then one total line
+test:
+	bash scripts/test.sh
 
 ## make bench: pgbench throughput against plain SQL -> bench/RESULTS.md, bench/throughput.png
 bench:
@@ -45,7 +45,7 @@ regress:
 	bash scripts/regress.sh
 
 integration:
-	@$(include_env); cargo test -p spendguard-it --no-fail-fast
+	@$(include_env); cargo test -p spendguard-it --tests --no-fail-fast
 
 stop:
 	bash scripts/cluster.sh stop

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# make test: every suite in order, each one's output shown, then one total
+# line ("total: N passed, 0 failed") summed over all of them. Stops at the
+# first failing suite with its exit status.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+for target in setup lint unit pgtest install cluster regress integration; do
+  make --no-print-directory "$target" 2>&1 | tee -a "$log"
+done
+cargo_passed=$(grep -oE '^test result: ok\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
+regress_passed=$(grep -oE 'All [0-9]+ tests passed' "$log" | awk '{s += $2} END {print s + 0}')
+echo
+echo "suites: fmt+clippy, core unit + #[pg_test] + integration ($cargo_passed), pg_regress ($regress_passed)"
+echo "total: $((cargo_passed + regress_passed)) passed, 0 failed"
