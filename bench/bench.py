@@ -48,6 +48,12 @@ def psql(sql, db=DB):
         check=True, capture_output=True, text=True).stdout.strip()
 
 
+def wal():
+    """(bytes, records) of WAL written so far, cluster-wide (pg_stat_wal)."""
+    b, r = psql("SELECT wal_bytes, wal_records FROM pg_stat_wal").split("|")
+    return float(b), float(r)
+
+
 def pgbench(script, clients, tag):
     prefix = OUT / tag
     for old in OUT.glob(f"{tag}.*"):
@@ -55,7 +61,9 @@ def pgbench(script, clients, tag):
     cmd = [f"{PG_BIN}/pgbench", "-n", "-h", SOCK, "-p", PORT, "-U", "postgres",
            "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(SECONDS),
            "-f", str(SQL / script), "-l", f"--log-prefix={prefix}", DB]
+    wal0 = wal()
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=OUT)
+    wal1 = wal()
     if r.returncode != 0:
         sys.exit(f"pgbench failed: {' '.join(cmd)}\n{r.stdout}\n{r.stderr}")
     tps = float(re.search(r"tps = ([0-9.]+) \(without initial connection time\)", r.stdout).group(1))
@@ -69,7 +77,9 @@ def pgbench(script, clients, tag):
         f.unlink()
     lat.sort()
     pct = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] / 1000.0 if lat else float("nan")
+    n = len(lat) or 1
     return {"tps": tps, "p50_ms": pct(0.50), "p99_ms": pct(0.99), "n": len(lat),
+            "wal_bytes": (wal1[0] - wal0[0]) / n, "wal_records": (wal1[1] - wal0[1]) / n,
             "failed": int(failed.group(1)) if failed else 0}
 
 
@@ -195,6 +205,23 @@ def main():
               "log table with a primary key and a per-key index, in one statement): the distance from it "
               "is spendguard's own overhead, the rest is the audit log. "
               + ("Chart: `bench/throughput.png`." if chart else "No chart (matplotlib missing)."), "",
+              "## WAL per transaction", "",
+              "From `pg_stat_wal` around each run (cluster-wide, so it includes checkpoints' "
+              "full-page images and background work such as page pruning), divided by the "
+              "transactions pgbench logged; 8 clients. What a transaction writes, not how fast; "
+              "\"+ log row\" shows what the audit row alone adds. Row locks (`FOR UPDATE`) "
+              "are WAL records too.", "",
+              "| workload | spendguard bytes | records | baseline bytes | records "
+              "| + log row bytes | records |", "|---|---:|---:|---:|---:|---:|---:|"]
+    wc = 8 if 8 in CLIENTS else CLIENTS[-1]
+    for title, key, _, _ in WORKLOADS:
+        r = results[(key, wc)]
+        cells = []
+        for side in ["sg", "base", "log"]:
+            x = r.get(side)
+            cells += [f"{x['wal_bytes']:.0f}", f"{x['wal_records']:.1f}"] if x else ["–", "–"]
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    lines += ["",
               "## Backend memory", "",
               f"One session, {mem['calls']:,} `budget_authorize_hold` calls (100 per statement, "
               f"synchronous_commit off for speed), RSS read from /proc after {mem['warmup_calls']:,} "
