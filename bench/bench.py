@@ -179,6 +179,7 @@ def main():
     print("memory:", json.dumps(mem))
     chart = plot(results, HERE / "throughput.png")
 
+    wal_clients = 8 if 8 in CLIENTS else CLIENTS[-1]
     lines = ["# make bench results", "",
              f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {SECONDS} s per run, "
              "spendguard and baseline alternating, one run each (ratios from that one run).", "",
@@ -208,14 +209,14 @@ def main():
               "## WAL per transaction", "",
               "From `pg_stat_wal` around each run (cluster-wide, so it includes checkpoints' "
               "full-page images and background work such as page pruning), divided by the "
-              "transactions pgbench logged; 8 clients. What a transaction writes, not how fast; "
+              f"transactions pgbench logged; {wal_clients} clients. What a transaction writes, "
+              "not how fast; "
               "\"+ log row\" shows what the audit row alone adds. Row locks (`FOR UPDATE`) "
               "are WAL records too.", "",
               "| workload | spendguard bytes | records | baseline bytes | records "
               "| + log row bytes | records |", "|---|---:|---:|---:|---:|---:|---:|"]
-    wc = 8 if 8 in CLIENTS else CLIENTS[-1]
     for title, key, _, _ in WORKLOADS:
-        r = results[(key, wc)]
+        r = results[(key, wal_clients)]
         cells = []
         for side in ["sg", "base", "log"]:
             x = r.get(side)
