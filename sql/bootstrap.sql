@@ -41,12 +41,15 @@ CREATE TABLE spendguard.budget_hold (
   remaining_exposure  bigint      NOT NULL CHECK (remaining_exposure >= 0),
   realized_spend      bigint      NOT NULL DEFAULT 0 CHECK (realized_spend >= 0),
   disposition         text        NOT NULL DEFAULT 'open'
-                      CHECK (disposition IN ('open', 'released', 'reversed', 'reconciled')),
+                      CHECK (disposition IN ('open', 'released', 'reversed', 'reconciled', 'expired')),
   authority_id        text,
   lease_id            text,
   lease_epoch         bigint      CHECK (lease_epoch >= 0),
   created_at          timestamptz NOT NULL DEFAULT now(),
   updated_at          timestamptz NOT NULL DEFAULT now(),
+  -- NULL: never expires. From expires_at on the hold is no longer open
+  -- (SPEC §1 "Hold expiry"), swept or not.
+  expires_at          timestamptz,
   PRIMARY KEY (tenant_id, hold_id),
   CHECK (remaining_exposure <= authorized_exposure),
   CHECK (disposition = 'open' OR remaining_exposure = 0),
@@ -57,10 +60,21 @@ CREATE TABLE spendguard.budget_hold (
 COMMENT ON TABLE spendguard.budget_hold IS
   'Two-phase holds: exposure authorized against a budget, then released, reversed or reconciled';
 CREATE INDEX budget_hold_budget ON spendguard.budget_hold (tenant_id, capability_id, grant_index);
+-- Open holds with a TTL, oldest expiry first: per tenant for the sweep
+-- (budget_expire_holds), per budget for the lazy expiry on the deny path.
+-- Only holds with a TTL that are still open are in them, so they stay as
+-- small as the backlog of holds the sweep has not reached yet.
+-- hold_id last: the sweep's order (expires_at, hold_id) is the index order,
+-- so LIMIT stops the scan instead of sorting the whole backlog.
+CREATE INDEX budget_hold_expiry ON spendguard.budget_hold (tenant_id, expires_at, hold_id)
+  WHERE disposition = 'open' AND expires_at IS NOT NULL;
+CREATE INDEX budget_hold_budget_expiry
+  ON spendguard.budget_hold (tenant_id, capability_id, grant_index, expires_at, hold_id)
+  WHERE disposition = 'open' AND expires_at IS NOT NULL;
 
 CREATE TYPE spendguard.budget_event_kind AS ENUM (
   'increment_invocation', 'authorize_exposure', 'reverse_exposure', 'release_exposure',
-  'reconcile_spend');
+  'reconcile_spend', 'expire_exposure');
 COMMENT ON TYPE spendguard.budget_event_kind IS 'What a budget event did';
 
 CREATE TABLE spendguard.budget_event (
@@ -110,6 +124,21 @@ CREATE TRIGGER budget_event_append_only BEFORE UPDATE OR DELETE ON spendguard.bu
   FOR EACH ROW EXECUTE FUNCTION spendguard.refuse_event_change();
 CREATE TRIGGER budget_event_no_truncate BEFORE TRUNCATE ON spendguard.budget_event
   FOR EACH STATEMENT EXECUTE FUNCTION spendguard.refuse_event_change();
+
+-- SPEC §0: an id argument that is empty or longer than 1,024 bytes is 22023
+-- before anything is read, in the readers as in the Rust functions (same
+-- rule and message as spendguard_core::validate::check_id).
+CREATE FUNCTION spendguard.check_id(arg_name text, id text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog AS $$
+BEGIN
+  IF id = '' THEN
+    RAISE EXCEPTION '% must not be empty', arg_name USING ERRCODE = 'invalid_parameter_value';
+  ELSIF octet_length(id) > 1024 THEN
+    RAISE EXCEPTION '% is % bytes long; ids are at most 1024 bytes', arg_name, octet_length(id)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+END
+$$;
 
 CREATE TYPE spendguard.hold_decision AS (
   authorized             boolean,

@@ -6,6 +6,7 @@
 CREATE FUNCTION spendguard.budget_usage(capability_id text, grant_index integer)
 RETURNS SETOF spendguard.budget_usage
 LANGUAGE sql STABLE AS $$
+  SELECT spendguard.check_id('capability_id', $1);
   SELECT * FROM spendguard.budget_usage u
   WHERE u.tenant_id = spendguard.current_tenant()
     AND u.capability_id = $1 AND u.grant_index = $2
@@ -14,6 +15,7 @@ $$;
 CREATE FUNCTION spendguard.budget_usages(lim integer DEFAULT 100, capability_id text DEFAULT NULL)
 RETURNS SETOF spendguard.budget_usage
 LANGUAGE sql STABLE AS $$
+  SELECT spendguard.check_id('capability_id', $2);
   SELECT * FROM spendguard.budget_usage u
   WHERE u.tenant_id = spendguard.current_tenant()
     AND ($2 IS NULL OR u.capability_id = $2)
@@ -27,8 +29,10 @@ CREATE FUNCTION spendguard.budget_holds(
 RETURNS SETOF spendguard.budget_hold
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
-  IF $4 IS NOT NULL AND $4 NOT IN ('open', 'released', 'reversed', 'reconciled') THEN
-    RAISE EXCEPTION 'invalid hold disposition: "%" (expected open, released, reversed or reconciled)', $4
+  PERFORM spendguard.check_id('capability_id', $2);
+  PERFORM spendguard.check_id('hold_id', $5);
+  IF $4 IS NOT NULL AND $4 NOT IN ('open', 'released', 'reversed', 'reconciled', 'expired') THEN
+    RAISE EXCEPTION 'invalid hold disposition: "%" (expected open, released, reversed, reconciled or expired)', $4
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   RETURN QUERY
@@ -48,6 +52,7 @@ CREATE FUNCTION spendguard.budget_events(
   lim integer DEFAULT 100, capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL)
 RETURNS SETOF spendguard.budget_event
 LANGUAGE sql STABLE AS $$
+  SELECT spendguard.check_id('capability_id', $2);
   SELECT * FROM (
     SELECT * FROM spendguard.budget_event e
     WHERE e.tenant_id = spendguard.current_tenant()
@@ -106,6 +111,10 @@ COMMENT ON FUNCTION spendguard.budget_reconcile_hold IS
   'Turn a hold''s exposure into realized spend (realized_spend <= exposed_cost)';
 COMMENT ON FUNCTION spendguard.budget_capture_hold IS
   'Same as spendguard.budget_reconcile_hold';
+COMMENT ON FUNCTION spendguard.budget_expire_holds IS
+  'Expire the current tenant''s open holds past expires_at (at most lim, oldest first): exposure back, count stays, one expire_exposure event each; skips budgets other calls hold. Returns how many';
+COMMENT ON FUNCTION spendguard.check_id IS
+  'Raises 22023 for an empty id or one longer than 1,024 bytes (SPEC §0); used by the readers';
 COMMENT ON FUNCTION spendguard.budget_try_increment IS
   'Count one invocation against max_invocations, no cost; true when counted';
 COMMENT ON FUNCTION spendguard.current_tenant IS
@@ -115,6 +124,6 @@ COMMENT ON FUNCTION spendguard.guarantee_level IS
 COMMENT ON FUNCTION spendguard.budget_usage IS 'The usage row of one budget of the current tenant, or no row';
 COMMENT ON FUNCTION spendguard.budget_usages IS 'Budgets of the current tenant, most recently updated first';
 COMMENT ON FUNCTION spendguard.budget_holds IS
-  'Holds of the current tenant with disposition, authorized and remaining exposure, newest first';
+  'Holds of the current tenant with disposition, authorized and remaining exposure and expires_at, newest first';
 COMMENT ON FUNCTION spendguard.budget_events IS
   'The latest lim events of the append-only budget log of the current tenant, in commit order';

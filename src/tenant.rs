@@ -34,7 +34,10 @@ pub fn current() -> Result<String> {
         .map(|c| c.to_string_lossy().into_owned())
         .filter(|s| !s.is_empty());
     match set {
-        Some(t) => Ok(t),
+        Some(t) => {
+            spendguard_core::validate::check_id("spendguard.tenant", &t)?;
+            Ok(t)
+        }
         None if REQUIRE_TENANT.get() => Err(Error::TenantRequired),
         None => Ok("default".to_string()),
     }

@@ -80,6 +80,7 @@ fn budget_authorize_hold(
     authority_id: default!(Option<String>, "NULL"),
     lease_id: default!(Option<String>, "NULL"),
     lease_epoch: default!(Option<i64>, "NULL"),
+    ttl: default!(Option<Interval>, "NULL"),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pgrx::composite_type!('static, "spendguard.hold_decision") {
     let d = ok_or_raise(ops::authorize(AuthorizeArgs {
@@ -94,8 +95,19 @@ fn budget_authorize_hold(
         authority_id,
         lease_id,
         lease_epoch,
+        ttl,
     }));
     decision_row(fcinfo, d)
+}
+
+/// Expires the current tenant's open holds past their expiry (SPEC §1
+/// "Hold expiry"); returns how many.
+#[pg_extern(volatile, parallel_unsafe)]
+fn budget_expire_holds(
+    now: default!(Option<TimestampWithTimeZone>, "now()"),
+    lim: default!(Option<i32>, 10000),
+) -> i64 {
+    ok_or_raise(ops::expire_holds(now.map(i64::from), lim))
 }
 
 /// One macro per mutation keeps the four SQL signatures (whose parameter

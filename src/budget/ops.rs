@@ -3,8 +3,11 @@
 //! under the budget row lock.
 
 use super::store::{hold_exists, HoldWrite, NewEvent, RecordedEvent, Store};
+use pgrx::datum::Interval;
 use pgrx::spi::Spi;
-use spendguard_core::budget::{self, Authority, Decision, Limits, Mutation, Outcome};
+use spendguard_core::budget::{
+    self, Authority, Decision, Denial, Limits, Mutation, Outcome, Usage,
+};
 use spendguard_core::fingerprint::Fingerprint;
 use spendguard_core::{validate, Error, Result};
 
@@ -50,6 +53,7 @@ pub struct AuthorizeArgs {
     pub authority_id: Option<String>,
     pub lease_id: Option<String>,
     pub lease_epoch: Option<i64>,
+    pub ttl: Option<Interval>,
 }
 
 pub struct MutateArgs {
@@ -64,6 +68,13 @@ pub struct MutateArgs {
     pub authority_id: Option<String>,
     pub lease_id: Option<String>,
     pub lease_epoch: Option<i64>,
+}
+
+/// The current transaction's start time (`now()`), in timestamptz units:
+/// expiry is judged at the time of the call, as `expires_at` was set.
+pub fn now() -> i64 {
+    // SAFETY: a plain read of the transaction's start timestamp.
+    unsafe { pgrx::pg_sys::GetCurrentTransactionStartTimestamp() }
 }
 
 /// `single_node_atomic`, or `ha_linearizable` when this commit waits for a
@@ -166,6 +177,12 @@ pub fn authorize(a: AuthorizeArgs) -> Result<HoldDecision> {
     let hold_id = validate::opt_id("hold_id", a.hold_id)?;
     let event_id = validate::opt_id("event_id", a.event_id)?;
     let authority = Authority::from_args(a.authority_id, a.lease_id, a.lease_epoch)?;
+    validate::opt_ttl("ttl", a.ttl.map(|t| t.as_micros()))?;
+    if a.ttl.is_some() && hold_id.is_none() {
+        return Err(Error::InvalidParameter(
+            "ttl needs a hold_id: only a hold can expire".to_string(),
+        ));
+    }
     let tenant = crate::tenant::current()?;
     let kind = "authorize_exposure";
     let fp = event_id.as_ref().map(|_| {
@@ -178,6 +195,14 @@ pub fn authorize(a: AuthorizeArgs) -> Result<HoldDecision> {
             .int(limits.max_total_cost)
             .text(hold_id.as_deref());
         fingerprint_authority(&mut f, &authority);
+        // Appended only when given, so a request without a TTL keeps the
+        // fingerprint it had before TTLs existed (events recorded by 0.1.0
+        // still replay).
+        if let Some(t) = a.ttl {
+            f.int(Some(t.months().into()))
+                .int(Some(t.days().into()))
+                .int(Some(t.micros()));
+        }
         f
     });
 
@@ -194,7 +219,17 @@ pub fn authorize(a: AuthorizeArgs) -> Result<HoldDecision> {
         if hold_taken {
             return Err(hold_exists(hold_id.as_deref().unwrap_or_default()));
         }
-        let decision = budget::authorize(usage, &limits, requested)?;
+        let mut decision = budget::authorize(usage, &limits, requested)?;
+        let mut usage = usage;
+        if decision == Decision::Denied(Denial::MaxTotalCost) {
+            // Never deny because of holds that have expired (SPEC §1): only
+            // on this path, so an authorize that passes pays nothing for it.
+            let (after, expired) = expire_budget_holds(db, &cap, grant, usage, now(), i64::MAX)?;
+            if expired > 0 {
+                usage = after;
+                decision = budget::authorize(usage, &limits, requested)?;
+            }
+        }
         let (after, denial) = match decision {
             Decision::Authorized(after) => (after, None),
             Decision::Denied(reason) => (usage, Some(reason.as_str())),
@@ -222,7 +257,7 @@ pub fn authorize(a: AuthorizeArgs) -> Result<HoldDecision> {
                 guarantee_level: guarantee,
             },
             if hold_id.is_some() {
-                HoldWrite::Open
+                HoldWrite::Open(a.ttl)
             } else {
                 HoldWrite::None
             },
@@ -318,7 +353,7 @@ pub fn mutate(m: Mutation, a: MutateArgs) -> Result<HoldMutation> {
         let outcome: Outcome = match &hold {
             Some(hold) => {
                 budget::check_fence(hold, &authority)?;
-                budget::mutate_hold(m, usage, hold, amount, realized)?
+                budget::mutate_hold(m, usage, hold, amount, realized, now())?
             }
             None => budget::mutate_budget(m, usage, amount.unwrap_or_default(), realized)?,
         };
@@ -410,5 +445,78 @@ pub fn try_increment(
             HoldWrite::None,
         )?;
         Ok(after.is_some())
+    })
+}
+
+/// Expires up to `lim` open holds of one budget that are past their expiry
+/// at `now`, oldest first, each with its `expire_exposure` event. The
+/// budget's row lock must be held (its counters are `usage`). Returns the
+/// usage after and how many holds expired.
+pub fn expire_budget_holds(
+    db: &mut Store<'_, '_>,
+    cap: &str,
+    grant: i32,
+    mut usage: Usage,
+    now: i64,
+    lim: i64,
+) -> Result<(Usage, i64)> {
+    let mut expired = 0;
+    for hold in db.lock_expired_holds(cap, grant, now, lim) {
+        let Some(out) = budget::expire_hold(usage, &hold, now) else {
+            continue;
+        };
+        db.commit(
+            &NewEvent {
+                event_id: None,
+                fingerprint: None,
+                hold_id: Some(&hold.hold_id),
+                capability_id: cap,
+                grant_index: grant,
+                kind: "expire_exposure",
+                allowed: true,
+                denial_reason: None,
+                exposure_units: out.exposure_units,
+                realized_spend_units: 0,
+                limits: [None, None, None],
+                usage_after: out.usage,
+                authority: None,
+                guarantee_level: guarantee_level(),
+            },
+            HoldWrite::Update(out.hold.as_ref().expect("expire_hold returns the hold")),
+        )?;
+        usage = out.usage;
+        expired += 1;
+    }
+    Ok((usage, expired))
+}
+
+/// `budget_expire_holds(now, lim)`: expires the current tenant's open holds
+/// past their expiry at `now`, at most `lim`, budgets in the order of their
+/// oldest such hold and each budget's holds oldest first. A budget whose
+/// row another transaction holds is skipped (a sweep never waits behind a
+/// busy budget, so it cannot deadlock with it); the next sweep gets it.
+/// Concurrent sweeps expire each hold once: a hold only changes under its
+/// budget's row lock.
+pub fn expire_holds(now: Option<i64>, lim: Option<i32>) -> Result<i64> {
+    let now = validate::required("now", now)?;
+    let lim = i64::from(validate::required("lim", lim)?);
+    validate::non_negative("lim", lim)?;
+    let tenant = crate::tenant::current()?;
+    if lim == 0 {
+        return Ok(0);
+    }
+    with_store(&tenant, |db| {
+        let mut total = 0;
+        for (cap, grant) in db.expiry_candidates(now, lim) {
+            if total >= lim {
+                break;
+            }
+            let Some(usage) = db.try_lock_usage(&cap, grant) else {
+                continue;
+            };
+            let (_, n) = expire_budget_holds(db, &cap, grant, usage, now, lim - total)?;
+            total += n;
+        }
+        Ok(total)
     })
 }

@@ -8,6 +8,7 @@
 //! constraints, so fewer statements is most of the speed (see bench/).
 
 use crate::spi::{run, Stmt};
+use pgrx::datum::{Interval, TimestampWithTimeZone};
 use pgrx::pg_sys::{PgBuiltInOids as T, PgOid};
 use pgrx::spi::{SpiClient, SpiResult, SpiTupleTable};
 use spendguard_core::budget::{Authority, Disposition, Hold, Usage};
@@ -17,6 +18,8 @@ const TEXT: PgOid = PgOid::BuiltIn(T::TEXTOID);
 const INT4: PgOid = PgOid::BuiltIn(T::INT4OID);
 const INT8: PgOid = PgOid::BuiltIn(T::INT8OID);
 const BOOL: PgOid = PgOid::BuiltIn(T::BOOLOID);
+const INTERVAL: PgOid = PgOid::BuiltIn(T::INTERVALOID);
+const TIMESTAMPTZ: PgOid = PgOid::BuiltIn(T::TIMESTAMPTZOID);
 
 static LOCK_USAGE: Stmt = Stmt {
     sql: "SELECT invocation_count, total_cost_exposed, total_cost_realized, false \
@@ -46,7 +49,8 @@ static CREATE_USAGE: Stmt = Stmt {
 static LOCK_HOLD: Stmt = Stmt {
     sql: "SELECT u.invocation_count, u.total_cost_exposed, u.total_cost_realized, \
           h.capability_id, h.grant_index, h.authorized_exposure, h.remaining_exposure, \
-          h.realized_spend, h.disposition, h.authority_id, h.lease_id, h.lease_epoch \
+          h.realized_spend, h.disposition, h.authority_id, h.lease_id, h.lease_epoch, \
+          h.expires_at \
           FROM spendguard.budget_hold h JOIN spendguard.budget_usage u \
             ON u.tenant_id = h.tenant_id AND u.capability_id = h.capability_id \
            AND u.grant_index = h.grant_index \
@@ -63,15 +67,49 @@ static GET_EVENT: Stmt = Stmt {
     types: &[TEXT, TEXT],
 };
 
+/// The sweep's work list: open holds of the tenant past their expiry,
+/// oldest first (index budget_hold_expiry). Read without locks; each
+/// budget is then locked, skipping the busy ones.
+static EXPIRY_CANDIDATES: Stmt = Stmt {
+    sql: "SELECT capability_id, grant_index FROM spendguard.budget_hold \
+          WHERE tenant_id = $1 AND disposition = 'open' AND expires_at <= $2 \
+          ORDER BY expires_at, hold_id LIMIT $3",
+    types: &[TEXT, TIMESTAMPTZ, INT8],
+};
+
+/// LOCK_USAGE for the sweep: a budget another call holds is skipped, not
+/// waited for (the next sweep gets it).
+static LOCK_USAGE_SKIP_LOCKED: Stmt = Stmt {
+    sql: "SELECT invocation_count, total_cost_exposed, total_cost_realized \
+          FROM spendguard.budget_usage \
+          WHERE tenant_id = $1 AND capability_id = $2 AND grant_index = $3 \
+          FOR UPDATE SKIP LOCKED",
+    types: &[TEXT, TEXT, INT4],
+};
+
+/// The open holds of one budget past their expiry at $4, oldest first,
+/// locked (index budget_hold_budget_expiry). Only run under the budget's
+/// row lock; SKIP LOCKED so that it can never wait, whatever else holds a
+/// hold row.
+static LOCK_EXPIRED_HOLDS: Stmt = Stmt {
+    sql: "SELECT hold_id, authorized_exposure, remaining_exposure, realized_spend, \
+          authority_id, lease_id, lease_epoch, expires_at \
+          FROM spendguard.budget_hold \
+          WHERE tenant_id = $1 AND capability_id = $2 AND grant_index = $3 \
+            AND disposition = 'open' AND expires_at <= $4 \
+          ORDER BY expires_at, hold_id LIMIT $5 FOR UPDATE SKIP LOCKED",
+    types: &[TEXT, TEXT, INT4, TIMESTAMPTZ, INT8],
+};
+
 // The write statements share one parameter list:
 // $1 tenant, $2 capability, $3 grant, $4..$6 usage after (count, exposed,
 // realized), $7 event_id, $8 fingerprint, $9 hold_id, $10 kind, $11 allowed,
 // $12 denial reason, $13 exposure units, $14 realized units, $15..$17 limits,
 // $18..$20 authority, $21 guarantee level, $22..$24 hold after (remaining,
-// realized, disposition).
+// realized, disposition), $25 the new hold's TTL.
 const WRITE_TYPES: &[PgOid] = &[
     TEXT, TEXT, INT4, INT8, INT8, INT8, TEXT, TEXT, TEXT, TEXT, BOOL, TEXT, INT8, INT8, INT8, INT8,
-    INT8, TEXT, TEXT, INT8, TEXT, INT8, INT8, TEXT,
+    INT8, TEXT, TEXT, INT8, TEXT, INT8, INT8, TEXT, INTERVAL,
 ];
 
 macro_rules! event_insert {
@@ -128,7 +166,7 @@ static WRITE_OPEN_HOLD: Stmt = Stmt {
         usage_update!(),
         ", h AS (INSERT INTO spendguard.budget_hold (tenant_id, hold_id, capability_id, \
          grant_index, authorized_exposure, remaining_exposure, authority_id, lease_id, \
-         lease_epoch) VALUES ($1, $9, $2, $3, $13, $13, $18, $19, $20) \
+         lease_epoch, expires_at) VALUES ($1, $9, $2, $3, $13, $13, $18, $19, $20, now() + $25) \
          ON CONFLICT DO NOTHING RETURNING 1) ",
         event_insert!("u.seq", "FROM u, h")
     ),
@@ -165,10 +203,11 @@ pub struct RecordedEvent {
 }
 
 /// What one call writes besides the usage row. A new hold takes its
-/// values from the event (hold id, exposure, authority).
+/// values from the event (hold id, exposure, authority) and its TTL from
+/// here (`expires_at = now() + ttl`).
 pub enum HoldWrite<'a> {
     None,
-    Open,
+    Open(Option<Interval>),
     Update(&'a Hold),
 }
 
@@ -251,18 +290,7 @@ impl<'a, 'c> Store<'a, 'c> {
             return None;
         }
         let r = t.first();
-        let authority = match (
-            spi(r.get::<String>(10)),
-            spi(r.get::<String>(11)),
-            spi(r.get::<i64>(12)),
-        ) {
-            (Some(a), Some(l), Some(e)) => Some(Authority {
-                authority_id: a,
-                lease_id: l,
-                lease_epoch: e,
-            }),
-            _ => None,
-        };
+        let authority = authority(spi(r.get(10)), spi(r.get(11)), spi(r.get(12)));
         let disposition: String = spi(r.get(9)).unwrap_or_default();
         let hold = Hold {
             hold_id: hold_id.to_string(),
@@ -273,8 +301,69 @@ impl<'a, 'c> Store<'a, 'c> {
             realized: spi(r.get(8)).unwrap_or_default(),
             disposition: Disposition::parse(&disposition).expect("CHECK keeps dispositions valid"),
             authority,
+            expires_at: spi(r.get::<TimestampWithTimeZone>(13)).map(i64::from),
         };
         Some((usage_of(&r), hold))
+    }
+
+    /// The budgets that have open holds past their expiry at `now`, in the
+    /// order of their oldest such hold, from the oldest `lim` holds.
+    pub fn expiry_candidates(&mut self, now: i64, lim: i64) -> Vec<(String, i32)> {
+        let t = spi(run(
+            self.client,
+            &EXPIRY_CANDIDATES,
+            &[self.tenant.into(), timestamptz(now).into(), lim.into()],
+        ));
+        let mut out: Vec<(String, i32)> = Vec::new();
+        for r in t {
+            let budget = (
+                spi(r.get::<String>(1)).unwrap_or_default(),
+                spi(r.get::<i32>(2)).unwrap_or_default(),
+            );
+            if !out.contains(&budget) {
+                out.push(budget);
+            }
+        }
+        out
+    }
+
+    /// Locks a budget row unless another transaction holds it (`None`
+    /// then, and when it does not exist).
+    pub fn try_lock_usage(&mut self, cap: &str, grant: i32) -> Option<Usage> {
+        let t = spi(run(
+            self.client,
+            &LOCK_USAGE_SKIP_LOCKED,
+            &[self.tenant.into(), cap.into(), grant.into()],
+        ));
+        (!t.is_empty()).then(|| usage_of(&t.first()))
+    }
+
+    /// Locks up to `lim` open holds of a budget past their expiry at `now`,
+    /// oldest first. Call only with the budget's row lock held.
+    pub fn lock_expired_holds(&mut self, cap: &str, grant: i32, now: i64, lim: i64) -> Vec<Hold> {
+        let t = spi(run(
+            self.client,
+            &LOCK_EXPIRED_HOLDS,
+            &[
+                self.tenant.into(),
+                cap.into(),
+                grant.into(),
+                timestamptz(now).into(),
+                lim.into(),
+            ],
+        ));
+        t.map(|r| Hold {
+            hold_id: spi(r.get(1)).unwrap_or_default(),
+            capability_id: cap.to_string(),
+            grant_index: grant,
+            authorized: spi(r.get(2)).unwrap_or_default(),
+            remaining: spi(r.get(3)).unwrap_or_default(),
+            realized: spi(r.get(4)).unwrap_or_default(),
+            disposition: Disposition::Open,
+            authority: authority(spi(r.get(5)), spi(r.get(6)), spi(r.get(7))),
+            expires_at: spi(r.get::<TimestampWithTimeZone>(8)).map(i64::from),
+        })
+        .collect()
     }
 
     pub fn event(&mut self, event_id: &str) -> Option<RecordedEvent> {
@@ -313,16 +402,17 @@ impl<'a, 'c> Store<'a, 'c> {
     /// SG003 when a new hold's id was taken meanwhile, SG004 when the event
     /// id was (both only by a concurrent call).
     pub fn commit(&mut self, e: &NewEvent<'_>, hold: HoldWrite<'_>) -> Result<i64> {
-        let opening = e.allowed && matches!(hold, HoldWrite::Open);
+        let opening = e.allowed && matches!(hold, HoldWrite::Open(_));
         let stmt = match (&hold, e.allowed) {
             (_, false) => &WRITE_EVENT,
             (HoldWrite::None, true) => &WRITE_USAGE,
-            (HoldWrite::Open, true) => &WRITE_OPEN_HOLD,
+            (HoldWrite::Open(_), true) => &WRITE_OPEN_HOLD,
             (HoldWrite::Update(_), true) => &WRITE_UPDATE_HOLD,
         };
-        let h = match hold {
-            HoldWrite::Update(h) => Some(h),
-            _ => None,
+        let (h, ttl) = match hold {
+            HoldWrite::Update(h) => (Some(h), None),
+            HoldWrite::Open(ttl) => (None, ttl),
+            HoldWrite::None => (None, None),
         };
         let a = e.authority;
         let u = e.usage_after;
@@ -354,6 +444,7 @@ impl<'a, 'c> Store<'a, 'c> {
                 h.map(|h| h.remaining).into(),
                 h.map(|h| h.realized).into(),
                 h.map(|h| h.disposition.as_str()).into(),
+                ttl.into(),
             ],
         ));
         if t.is_empty() {
@@ -371,6 +462,24 @@ impl<'a, 'c> Store<'a, 'c> {
         }
         Ok(spi(t.first().get::<i64>(1)).expect("event_seq is NOT NULL"))
     }
+}
+
+/// A hold's fencing metadata from its three columns (all set or none, by
+/// a CHECK constraint).
+fn authority(a: Option<String>, l: Option<String>, e: Option<i64>) -> Option<Authority> {
+    match (a, l, e) {
+        (Some(authority_id), Some(lease_id), Some(lease_epoch)) => Some(Authority {
+            authority_id,
+            lease_id,
+            lease_epoch,
+        }),
+        _ => None,
+    }
+}
+
+/// A timestamptz datum from PostgreSQL's microseconds since 2000-01-01.
+fn timestamptz(micros: i64) -> TimestampWithTimeZone {
+    TimestampWithTimeZone::try_from(micros).expect("a timestamptz read from PostgreSQL is valid")
 }
 
 pub fn hold_exists(hold_id: &str) -> Error {

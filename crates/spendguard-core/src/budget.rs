@@ -112,6 +112,7 @@ pub enum Disposition {
     Released,
     Reversed,
     Reconciled,
+    Expired,
 }
 
 impl Disposition {
@@ -121,6 +122,7 @@ impl Disposition {
             Disposition::Released => "released",
             Disposition::Reversed => "reversed",
             Disposition::Reconciled => "reconciled",
+            Disposition::Expired => "expired",
         }
     }
 
@@ -130,8 +132,9 @@ impl Disposition {
             "released" => Ok(Disposition::Released),
             "reversed" => Ok(Disposition::Reversed),
             "reconciled" => Ok(Disposition::Reconciled),
+            "expired" => Ok(Disposition::Expired),
             _ => Err(Error::InvalidParameter(format!(
-                "invalid hold disposition: \"{s}\" (expected open, released, reversed or reconciled)"
+                "invalid hold disposition: \"{s}\" (expected open, released, reversed, reconciled or expired)"
             ))),
         }
     }
@@ -189,6 +192,33 @@ pub struct Hold {
     pub realized: i64,
     pub disposition: Disposition,
     pub authority: Option<Authority>,
+    /// When the hold stops being open, in PostgreSQL's timestamptz units
+    /// (microseconds since 2000-01-01 UTC); `None` never.
+    pub expires_at: Option<i64>,
+}
+
+impl Hold {
+    /// Whether the hold is past its `expires_at` at `now` (SPEC §1 "Hold
+    /// expiry": from `expires_at` on it is no longer open, swept or not).
+    pub fn is_expired_at(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|e| e <= now)
+    }
+
+    /// SG002 unless the hold is open and not past its expiry at `now`.
+    pub fn check_open(&self, now: i64) -> Result<()> {
+        let disposition = if self.disposition == Disposition::Open && self.is_expired_at(now) {
+            Disposition::Expired
+        } else {
+            self.disposition
+        };
+        if disposition != Disposition::Open {
+            return Err(Error::HoldNotOpen {
+                hold_id: self.hold_id.clone(),
+                disposition: disposition.as_str().to_string(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Checks a call's authority against the hold's (SG005).
@@ -329,22 +359,19 @@ fn settle(
     })
 }
 
-/// Applies `m` to an open hold and its budget. `amount` NULL means the
-/// hold's remaining exposure. Order of checks: open (SG002), the amount fits
-/// the hold (SG003), then the budget invariants (SG006).
+/// Applies `m` to an open hold and its budget at time `now`. `amount` NULL
+/// means the hold's remaining exposure. Order of checks: open and not past
+/// `expires_at` (SG002), the amount fits the hold (SG003), then the budget
+/// invariants (SG006).
 pub fn mutate_hold(
     m: Mutation,
     u: Usage,
     hold: &Hold,
     amount: Option<i64>,
     realized: i64,
+    now: i64,
 ) -> Result<Outcome> {
-    if hold.disposition != Disposition::Open {
-        return Err(Error::HoldNotOpen {
-            hold_id: hold.hold_id.clone(),
-            disposition: hold.disposition.as_str().to_string(),
-        });
-    }
+    hold.check_open(now)?;
     let amount = amount.unwrap_or(hold.remaining);
     let fits = match m {
         Mutation::Release => amount <= hold.remaining,
@@ -381,6 +408,36 @@ pub fn mutate_hold(
     Ok(out)
 }
 
+/// Expires an open hold past its `expires_at` (the sweep and the lazy
+/// expiry of SPEC §1): its remaining exposure goes back to the budget, the
+/// invocation count stays (the call may have run), the hold becomes
+/// `expired`. `None` when there is nothing to expire: the hold is closed,
+/// not yet due at `now`, or its exposure was already taken from the budget
+/// by budget-level mutations (then giving it back would drive the budget's
+/// exposure negative; the hold stays open, as a release of it would fail
+/// with SG006 too).
+pub fn expire_hold(u: Usage, hold: &Hold, now: i64) -> Option<Outcome> {
+    if hold.disposition != Disposition::Open
+        || !hold.is_expired_at(now)
+        || hold.remaining > u.exposed
+    {
+        return None;
+    }
+    Some(Outcome {
+        usage: Usage {
+            exposed: u.exposed - hold.remaining,
+            ..u
+        },
+        hold: Some(Hold {
+            remaining: 0,
+            disposition: Disposition::Expired,
+            ..hold.clone()
+        }),
+        exposure_units: hold.remaining,
+        realized_units: 0,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,6 +460,7 @@ mod tests {
             realized: 0,
             disposition: Disposition::Open,
             authority: None,
+            expires_at: None,
         }
     }
 
@@ -464,33 +522,33 @@ mod tests {
     #[test]
     fn hold_release_partial_then_full() {
         let u = usage(1, 10, 0);
-        let out = mutate_hold(Mutation::Release, u, &hold(10), Some(4), 0).unwrap();
+        let out = mutate_hold(Mutation::Release, u, &hold(10), Some(4), 0, 0).unwrap();
         assert_eq!(out.usage, usage(1, 6, 0));
         let h = out.hold.unwrap();
         assert_eq!((h.remaining, h.disposition), (6, Disposition::Open));
-        let out = mutate_hold(Mutation::Release, out.usage, &h, None, 0).unwrap();
+        let out = mutate_hold(Mutation::Release, out.usage, &h, None, 0, 0).unwrap();
         assert_eq!(out.usage, usage(1, 0, 0));
         assert_eq!(out.hold.unwrap().disposition, Disposition::Released);
-        let err = mutate_hold(Mutation::Release, u, &hold(10), Some(11), 0).unwrap_err();
+        let err = mutate_hold(Mutation::Release, u, &hold(10), Some(11), 0, 0).unwrap_err();
         assert_eq!(err.sqlstate(), "SG003");
     }
 
     #[test]
     fn hold_reverse_and_reconcile() {
         let u = usage(1, 10, 0);
-        let out = mutate_hold(Mutation::Reverse, u, &hold(10), None, 0).unwrap();
+        let out = mutate_hold(Mutation::Reverse, u, &hold(10), None, 0, 0).unwrap();
         assert_eq!(out.usage, usage(0, 0, 0));
         assert_eq!(
-            mutate_hold(Mutation::Reverse, u, &hold(10), Some(9), 0)
+            mutate_hold(Mutation::Reverse, u, &hold(10), Some(9), 0, 0)
                 .unwrap_err()
                 .sqlstate(),
             "SG003"
         );
-        let out = mutate_hold(Mutation::Reconcile, u, &hold(10), Some(10), 7).unwrap();
+        let out = mutate_hold(Mutation::Reconcile, u, &hold(10), Some(10), 7, 0).unwrap();
         assert_eq!(out.usage, usage(1, 0, 7));
         assert_eq!(out.hold.as_ref().unwrap().realized, 7);
         assert_eq!(
-            mutate_hold(Mutation::Reconcile, u, &hold(10), None, 11)
+            mutate_hold(Mutation::Reconcile, u, &hold(10), None, 11, 0)
                 .unwrap_err()
                 .sqlstate(),
             "SG006"
@@ -498,11 +556,46 @@ mod tests {
         let mut closed = hold(0);
         closed.disposition = Disposition::Reconciled;
         assert_eq!(
-            mutate_hold(Mutation::Release, u, &closed, None, 0)
+            mutate_hold(Mutation::Release, u, &closed, None, 0, 0)
                 .unwrap_err()
                 .sqlstate(),
             "SG002"
         );
+    }
+
+    #[test]
+    fn expiry_closes_the_hold_from_expires_at_on() {
+        let u = usage(1, 10, 0);
+        let mut h = hold(10);
+        h.expires_at = Some(100);
+        // before expires_at the hold is open, from it on it is not
+        assert!(mutate_hold(Mutation::Release, u, &h, Some(1), 0, 99).is_ok());
+        for m in [Mutation::Release, Mutation::Reverse, Mutation::Reconcile] {
+            let e = mutate_hold(m, u, &h, None, 0, 100).unwrap_err();
+            assert_eq!(e.sqlstate(), "SG002");
+            assert_eq!(e.message(), "hold \"h\" is not open: it is expired");
+        }
+        assert_eq!(expire_hold(u, &h, 99), None);
+        let out = expire_hold(u, &h, 100).unwrap();
+        assert_eq!(out.usage, usage(1, 0, 0), "exposure back, count stays");
+        assert_eq!(out.exposure_units, 10);
+        let after = out.hold.unwrap();
+        assert_eq!(
+            (after.remaining, after.disposition),
+            (0, Disposition::Expired)
+        );
+        // once expired, nothing more to expire and still SG002
+        assert_eq!(expire_hold(out.usage, &after, 1000), None);
+        assert_eq!(
+            mutate_hold(Mutation::Release, out.usage, &after, None, 0, 0)
+                .unwrap_err()
+                .sqlstate(),
+            "SG002"
+        );
+        // a hold without expires_at never expires
+        assert_eq!(expire_hold(u, &hold(10), i64::MAX), None);
+        // exposure already taken by a budget-level release: left open
+        assert_eq!(expire_hold(usage(1, 9, 0), &h, 100), None);
     }
 
     #[test]
