@@ -7,6 +7,8 @@ pub mod model;
 
 use postgres::{Client, NoTls};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
 
 /// The libpq connection string: $SG_CONNINFO (set by scripts/env.sh), else
 /// the default local cluster of scripts/cluster.sh.
@@ -77,6 +79,8 @@ pub enum Op {
         hold: Option<String>,
         event: Option<String>,
         auth: Option<Auth>,
+        /// the TTL as interval text (`'1 hour'`), None = NULL
+        ttl: Option<String>,
     },
     Mutate {
         kind: Kind,
@@ -95,6 +99,8 @@ pub enum Op {
         max: Option<i64>,
         event: Option<String>,
     },
+    /// `budget_expire_holds(now() + hours_ahead hours, lim)`
+    Expire { hours_ahead: i64, lim: Option<i32> },
 }
 
 /// What a call returned, reduced to what the model can predict.
@@ -114,6 +120,8 @@ pub enum Outcome {
         count_after: i64,
     },
     Increment(bool),
+    /// how many holds a sweep expired
+    Expired(i64),
     Error(String),
 }
 
@@ -159,14 +167,17 @@ pub fn run(c: &mut Client, op: &Op) -> Outcome {
             hold,
             event,
             auth,
+            ttl,
         } => {
             let (ai, li, ep) = auth_parts(auth);
             c.query_one(
                 "SELECT authorized, denial_reason, committed_cost_after, invocation_count_after \
                  FROM spendguard.budget_authorize_hold($1::text, $2::int4, $3::int8, $4::int8, \
-                 $5::int8, $6::int8, $7::text, $8::text, $9::text, $10::text, $11::int8)",
+                 $5::int8, $6::int8, $7::text, $8::text, $9::text, $10::text, $11::int8, \
+                 $12::text::interval)",
                 &[
                     cap, grant, amount, max_inv, max_cpi, max_total, hold, event, &ai, &li, &ep,
+                    ttl,
                 ],
             )
             .map(|r| Outcome::Decision {
@@ -238,6 +249,12 @@ pub fn run(c: &mut Client, op: &Op) -> Outcome {
                 &[cap, grant, max, event],
             )
             .map(|r| Outcome::Increment(r.get(0))),
+        Op::Expire { hours_ahead, lim } => c
+            .query_one(
+                "SELECT spendguard.budget_expire_holds(now() + $1::int8 * interval '1 hour', $2::int4)",
+                &[hours_ahead, lim],
+            )
+            .map(|r| Outcome::Expired(r.get(0))),
     };
     r.unwrap_or_else(|e| Outcome::Error(sqlstate(&e)))
 }
@@ -264,6 +281,45 @@ pub fn hold(c: &mut Client, hold_id: &str) -> Option<(String, i64, i64, i64)> {
     )
     .unwrap()
     .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+}
+
+/// Runs `per_conn(conn_index, client)` on `n` connections started together.
+pub fn race<T: Send + 'static>(
+    tenant: &str,
+    n: usize,
+    per_conn: impl Fn(usize, &mut postgres::Client) -> T + Send + Sync + 'static,
+) -> Vec<T> {
+    let barrier = Arc::new(Barrier::new(n));
+    let f = Arc::new(per_conn);
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let (b, f, tenant) = (barrier.clone(), f.clone(), tenant.to_string());
+            thread::spawn(move || {
+                let mut c = connect(&tenant);
+                b.wait();
+                f(i, &mut c)
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+/// The rows `verify()` returns for the tenant of `c` (none when sound).
+pub fn verify(c: &mut Client) -> Vec<(String, String, String, String)> {
+    c.query(
+        "SELECT object, check_name, expected, actual FROM spendguard.verify()",
+        &[],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+    .collect()
+}
+
+/// Panics with the broken invariants unless `verify()` returns nothing.
+pub fn assert_verified(c: &mut Client) {
+    let rows = verify(c);
+    assert!(rows.is_empty(), "verify() found: {rows:#?}");
 }
 
 /// Everything the tenant of `c` can see, as text: to assert "nothing changed".
@@ -294,6 +350,14 @@ impl Op {
             hold: None,
             event: None,
             auth: None,
+            ttl: None,
+        }
+    }
+    /// A sweep at `now() + hours_ahead` hours with the default limit.
+    pub fn expire(hours_ahead: i64) -> Op {
+        Op::Expire {
+            hours_ahead,
+            lim: Some(10000),
         }
     }
     fn mutation(kind: Kind, hold: &str, amount: Option<i64>, realized: Option<i64>) -> Op {
@@ -359,6 +423,12 @@ impl Op {
         }
         self
     }
+    pub fn ttl(mut self, t: &str) -> Op {
+        if let Op::Authorize { ttl, .. } = &mut self {
+            *ttl = Some(t.into());
+        }
+        self
+    }
     pub fn on(mut self, c: &str) -> Op {
         if let Op::Mutate { cap, grant, .. } = &mut self {
             (*cap, *grant) = (Some(c.into()), Some(0));
@@ -370,6 +440,7 @@ impl Op {
             Op::Authorize { event, .. }
             | Op::Mutate { event, .. }
             | Op::Increment { event, .. } => *event = Some(e.into()),
+            Op::Expire { .. } => panic!("a sweep takes no event id"),
         }
         self
     }
@@ -381,7 +452,7 @@ impl Op {
         });
         match &mut self {
             Op::Authorize { auth, .. } | Op::Mutate { auth, .. } => *auth = a,
-            Op::Increment { .. } => panic!("try_increment takes no authority"),
+            Op::Increment { .. } | Op::Expire { .. } => panic!("{self:?} takes no authority"),
         }
         self
     }

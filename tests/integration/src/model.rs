@@ -3,11 +3,19 @@
 //! shared mistake is unlikely. The property test runs random operation
 //! sequences through this model and the database and demands the same
 //! outcome for every call and the same totals after it.
+//!
+//! Time: the model knows two TTLs. [`SHORT_TTL`] (one microsecond) has
+//! passed by the next call, so such a hold is expired for every later call
+//! (SG002, and the lazy expiry of a denied authorize takes it). [`LONG_TTL`]
+//! (one hour) never passes while a test runs; only a sweep with a `now` an
+//! hour or more ahead expires it. Any other TTL text must be invalid.
 
 use crate::{Auth, Kind, Op, Outcome};
 use std::collections::{BTreeMap, HashMap};
 
 const MAX: i128 = i64::MAX as i128;
+pub const SHORT_TTL: &str = "1 microsecond";
+pub const LONG_TTL: &str = "1 hour";
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Budget {
@@ -25,6 +33,30 @@ pub struct MHold {
     pub realized: i64,
     pub disposition: &'static str,
     pub auth: Option<Auth>,
+    /// the TTL text given (SHORT_TTL or LONG_TTL), None = never expires
+    pub ttl: Option<&'static str>,
+    /// creation order, which orders expiries within one TTL
+    pub created: u64,
+}
+
+impl MHold {
+    /// Open in the table but past its expiry for a call made now.
+    fn expired_now(&self) -> bool {
+        self.disposition == "open" && self.ttl == Some(SHORT_TTL)
+    }
+    /// Past its expiry at a sweep `hours` ahead of now.
+    fn due_at(&self, hours: i64) -> bool {
+        self.disposition == "open"
+            && match self.ttl {
+                Some(SHORT_TTL) => hours >= 0,
+                Some(_) => hours >= 1,
+                None => false,
+            }
+    }
+    /// The order in which a budget's holds expire: by expires_at.
+    fn expiry_key(&self) -> (bool, u64) {
+        (self.ttl == Some(LONG_TTL), self.created)
+    }
 }
 
 #[derive(Default)]
@@ -32,6 +64,7 @@ pub struct Model {
     pub budgets: BTreeMap<(String, i32), Budget>,
     pub holds: BTreeMap<String, MHold>,
     events: HashMap<String, (Op, Outcome)>,
+    created: u64,
 }
 
 fn e(code: &str) -> Outcome {
@@ -70,11 +103,21 @@ fn bad_auth(a: &Option<Auth>) -> Option<Outcome> {
     }
 }
 
+fn bad_ttl(ttl: &Option<String>, hold: &Option<String>) -> Option<Outcome> {
+    match ttl.as_deref() {
+        None => None,
+        Some(SHORT_TTL | LONG_TTL) if hold.is_some() => None,
+        Some(SHORT_TTL | LONG_TTL) => Some(e("22023")),
+        Some(_) => Some(e("22023")),
+    }
+}
+
 fn event_of(op: &Op) -> Option<&String> {
     match op {
         Op::Authorize { event, .. } | Op::Mutate { event, .. } | Op::Increment { event, .. } => {
             event.as_ref()
         }
+        Op::Expire { .. } => None,
     }
 }
 
@@ -100,6 +143,7 @@ impl Model {
             Op::Authorize { .. } => self.authorize(op),
             Op::Mutate { .. } => self.mutate(op),
             Op::Increment { .. } => self.increment(op),
+            Op::Expire { hours_ahead, lim } => self.sweep(*hours_ahead, lim.unwrap()),
         };
         if !matches!(out, Outcome::Error(_)) {
             if let Some(id) = event_of(op) {
@@ -121,6 +165,7 @@ impl Model {
                 hold,
                 event,
                 auth,
+                ttl,
             } => bad_id(cap, true)
                 .or_else(|| bad_grant(*grant, true))
                 .or_else(|| bad_amount(*amount, true))
@@ -129,7 +174,8 @@ impl Model {
                 .or_else(|| bad_amount(*max_total, false))
                 .or_else(|| bad_id(hold, false))
                 .or_else(|| bad_id(event, false))
-                .or_else(|| bad_auth(auth)),
+                .or_else(|| bad_auth(auth))
+                .or_else(|| bad_ttl(ttl, hold)),
             Op::Mutate {
                 kind,
                 cap,
@@ -172,7 +218,67 @@ impl Model {
                 .or_else(|| bad_grant(*grant, true))
                 .or_else(|| bad_amount(*max, false))
                 .or_else(|| bad_id(event, false)),
+            Op::Expire { lim, .. } => match lim {
+                None => Some(e("22004")),
+                Some(l) if *l < 0 => Some(e("22023")),
+                _ => None,
+            },
         }
+    }
+
+    /// Expires the budget's holds that are due at `hours` ahead, oldest
+    /// expiry first, at most `lim`; a hold whose exposure the budget no
+    /// longer carries (taken by budget-level mutations) is left open.
+    fn expire_budget(&mut self, key: &(String, i32), hours: i64, lim: i64) -> i64 {
+        let mut due: Vec<(bool, u64, String)> = self
+            .holds
+            .iter()
+            .filter(|(_, h)| h.cap == key.0 && h.grant == key.1 && h.due_at(hours))
+            .map(|(id, h)| {
+                let (long, created) = h.expiry_key();
+                (long, created, id.clone())
+            })
+            .collect();
+        due.sort();
+        let mut n = 0;
+        for (_, _, id) in due.into_iter().take(lim as usize) {
+            let mut b = self.budget(&key.0, key.1);
+            let h = self.holds.get_mut(&id).unwrap();
+            if h.remaining > b.exposed {
+                continue;
+            }
+            b.exposed -= h.remaining;
+            h.remaining = 0;
+            h.disposition = "expired";
+            self.budgets.insert(key.clone(), b);
+            n += 1;
+        }
+        n
+    }
+
+    /// `budget_expire_holds(now() + hours, lim)`: no budget is locked by
+    /// anyone else in a sequential run, so every due hold is reached, up to
+    /// `lim` of them, the oldest expiries first.
+    fn sweep(&mut self, hours: i64, lim: i32) -> Outcome {
+        let mut due: Vec<((bool, u64), (String, i32))> = self
+            .holds
+            .values()
+            .filter(|h| h.due_at(hours))
+            .map(|h| (h.expiry_key(), (h.cap.clone(), h.grant)))
+            .collect();
+        due.sort();
+        due.truncate(lim.max(0) as usize);
+        let mut budgets: Vec<(String, i32)> = Vec::new();
+        for (_, b) in due {
+            if !budgets.contains(&b) {
+                budgets.push(b);
+            }
+        }
+        let mut total = 0;
+        for b in budgets {
+            total += self.expire_budget(&b, hours, i64::from(lim) - total);
+        }
+        Outcome::Expired(total)
     }
 
     fn authorize(&mut self, op: &Op) -> Outcome {
@@ -185,6 +291,7 @@ impl Model {
             max_total,
             hold,
             auth,
+            ttl,
             ..
         } = op
         else {
@@ -197,19 +304,30 @@ impl Model {
                 return e("SG003");
             }
         }
-        let b = self.budget(&key.0, key.1);
-        let committed = b.exposed as i128 + b.realized as i128;
-        let deny = |r: &str| Outcome::denied(r, committed as i64, b.count);
+        let mut b = self.budget(&key.0, key.1);
+        let deny = |r: &str, b: &Budget| {
+            Outcome::denied(r, (b.exposed as i128 + b.realized as i128) as i64, b.count)
+        };
         if max_inv.is_some_and(|m| b.count >= m) {
-            return deny("max_invocations");
+            return deny("max_invocations", &b);
         }
         if max_cpi.is_some_and(|m| req > m) {
-            return deny("max_cost_per_invocation");
+            return deny("max_cost_per_invocation", &b);
         }
+        let over = |b: &Budget| {
+            max_total
+                .is_some_and(|m| b.exposed as i128 + b.realized as i128 + req as i128 > m as i128)
+        };
+        if over(&b) {
+            // SPEC §1: never deny because of holds that have expired
+            self.expire_budget(&key, 0, i64::MAX);
+            b = self.budget(&key.0, key.1);
+            if over(&b) {
+                return deny("max_total_cost", &b);
+            }
+        }
+        let committed = b.exposed as i128 + b.realized as i128;
         let after = committed + req as i128;
-        if max_total.is_some_and(|m| after > m as i128) {
-            return deny("max_total_cost");
-        }
         if after > MAX || b.count == i64::MAX {
             return e("22003");
         }
@@ -230,8 +348,13 @@ impl Model {
                     realized: 0,
                     disposition: "open",
                     auth: auth.clone(),
+                    ttl: ttl
+                        .as_deref()
+                        .map(|t| if t == SHORT_TTL { SHORT_TTL } else { LONG_TTL }),
+                    created: self.created,
                 },
             );
+            self.created += 1;
         }
         Outcome::authorized(after as i64, b.count + 1)
     }
@@ -264,7 +387,7 @@ impl Model {
                 if mh.auth != *auth {
                     return e("SG005");
                 }
-                if mh.disposition != "open" {
+                if mh.disposition != "open" || mh.expired_now() {
                     return e("SG002");
                 }
                 ((mh.cap.clone(), mh.grant), Some(mh.clone()))

@@ -151,3 +151,75 @@ fn failed_calls_leave_no_event_and_no_hold() {
     );
     expect_rejected(&mut c, &Op::release("h", None).event("e7"), "SG002");
 }
+
+/// SPEC §0: ids are at most 1,024 bytes. Random text (incompressible: it
+/// used to fail with 54000 from the index code) and a 100 KB run of one
+/// letter (it compresses, and used to be accepted) are both 22023 for every
+/// id argument of §1, with nothing changed; 1,024 bytes are accepted.
+#[test]
+fn ids_longer_than_1024_bytes_are_22023_everywhere() {
+    let tenant = uniq("idlen");
+    let mut c = connect(&tenant);
+    run(&mut c, &Op::authorize("c", 10).hold("h"));
+    // 1,025 bytes of pseudo-random hex, and 100 KB of one letter
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let random: String = (0..1025)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from_digit((x % 16) as u32, 16).unwrap()
+        })
+        .collect();
+    let repeated = "a".repeat(100_000);
+    for long in [random.as_str(), repeated.as_str()] {
+        let ops = [
+            Op::authorize(long, 1),
+            Op::authorize("c", 1).hold(long),
+            Op::authorize("c", 1).event(long),
+            Op::authorize("c", 1).hold("h2").auth(long, "l", 1),
+            Op::authorize("c", 1).hold("h2").auth("a", long, 1),
+            Op::release(long, None),
+            Op::release("h", None).event(long),
+            Op::release("h", Some(1)).on(long),
+            Op::reverse(long, None),
+            Op::capture("h", None, 1).event(long),
+            Op::reconcile(long, None, 1),
+            Op::budget(spendguard_it::Kind::Release, long, 1, None),
+            Op::increment(long, None),
+            Op::increment("c", None).event(long),
+        ];
+        for op in ops {
+            expect_rejected(&mut c, &op, "22023");
+        }
+        for sql in [
+            "SELECT * FROM spendguard.budget_usage($1, 0)",
+            "SELECT * FROM spendguard.budget_usages(10, $1)",
+            "SELECT * FROM spendguard.budget_holds(capability_id => $1)",
+            "SELECT * FROM spendguard.budget_holds(hold_id => $1)",
+            "SELECT * FROM spendguard.budget_events(10, $1)",
+            "SELECT * FROM spendguard.verify($1)",
+            "SELECT set_config('spendguard.tenant', $1, true), spendguard.budget_authorize_hold('c', 0, 1)",
+            "SELECT set_config('spendguard.tenant', $1, true), spendguard.current_tenant()",
+        ] {
+            let before = snapshot(&mut c);
+            let e = c.query(sql, &[&long]).unwrap_err();
+            assert_eq!(spendguard_it::sqlstate(&e), "22023", "{sql}: {e}");
+            assert_eq!(snapshot(&mut c), before, "state changed after {sql}");
+        }
+    }
+    // exactly 1,024 bytes is an id like any other
+    let max = "m".repeat(1024);
+    assert!(matches!(
+        run(&mut c, &Op::authorize(&max, 1).hold(&max).event(&max)),
+        Outcome::Decision {
+            authorized: true,
+            ..
+        }
+    ));
+    assert_eq!(
+        run(&mut c, &Op::release(&max, None).event(&"e".repeat(1024))),
+        spendguard_it::mutated("release_exposure", 1, 0, 0, 1)
+    );
+    spendguard_it::assert_verified(&mut c);
+}

@@ -3,8 +3,8 @@
 //! totals, or SQLSTATE), and the stored totals and holds must agree after.
 
 use proptest::prelude::*;
-use spendguard_it::model::Model;
-use spendguard_it::{connect, hold, run, uniq, usage, Auth, Kind, Op};
+use spendguard_it::model::{Model, LONG_TTL, SHORT_TTL};
+use spendguard_it::{connect, hold, run, uniq, usage, verify, Auth, Kind, Op};
 
 const CAPS: [&str; 2] = ["a", "b"];
 
@@ -38,6 +38,15 @@ fn auth() -> impl Strategy<Value = Option<Auth>> {
     ]
 }
 
+fn ttl() -> impl Strategy<Value = Option<String>> {
+    prop_oneof![
+        8 => Just(None),
+        3 => Just(Some(SHORT_TTL.to_string())),
+        2 => Just(Some(LONG_TTL.to_string())),
+        1 => prop::sample::select(vec!["0", "-1 hour", "-1 month 29 days"]).prop_map(|t| Some(t.to_string())),
+    ]
+}
+
 fn op() -> impl Strategy<Value = Op> {
     let cap = prop::sample::select(CAPS.to_vec()).prop_map(String::from);
     let authorize = (
@@ -49,9 +58,10 @@ fn op() -> impl Strategy<Value = Op> {
         opt(id("h", 6)),
         opt(id("e", 6)),
         auth(),
+        ttl(),
     )
         .prop_map(
-            |(cap, amount, mi, mc, mt, hold, event, auth)| Op::Authorize {
+            |(cap, amount, mi, mc, mt, hold, event, auth, ttl)| Op::Authorize {
                 cap: Some(cap),
                 grant: Some(0),
                 amount: Some(amount),
@@ -61,6 +71,7 @@ fn op() -> impl Strategy<Value = Op> {
                 hold,
                 event,
                 auth,
+                ttl,
             },
         );
     let kind = prop_oneof![
@@ -108,7 +119,12 @@ fn op() -> impl Strategy<Value = Op> {
         max,
         event,
     });
-    prop_oneof![5 => authorize, 5 => on_hold, 2 => on_budget, 2 => increment]
+    let expire = (
+        prop::sample::select(vec![0i64, 2]),
+        prop_oneof![6 => Just(Some(10000)), 2 => Just(Some(1)), 1 => Just(Some(0)), 1 => Just(Some(-1)), 1 => Just(None)],
+    )
+        .prop_map(|(hours_ahead, lim)| Op::Expire { hours_ahead, lim });
+    prop_oneof![5 => authorize, 5 => on_hold, 2 => on_budget, 2 => increment, 1 => expire]
 }
 
 proptest! {
@@ -135,5 +151,7 @@ proptest! {
                 "hold {}", id
             );
         }
+        let broken = verify(&mut c);
+        prop_assert!(broken.is_empty(), "verify() found: {:?}", broken);
     }
 }

@@ -2,30 +2,7 @@
 //! must be exact, never N-times overspent, and a retried event id must take
 //! effect once.
 
-use spendguard_it::{connect, run, sqlstate, uniq, usage, Op, Outcome};
-use std::sync::{Arc, Barrier};
-use std::thread;
-
-/// Runs `per_conn(conn_index, client)` on `n` connections started together.
-fn race<T: Send + 'static>(
-    tenant: &str,
-    n: usize,
-    per_conn: impl Fn(usize, &mut postgres::Client) -> T + Send + Sync + 'static,
-) -> Vec<T> {
-    let barrier = Arc::new(Barrier::new(n));
-    let f = Arc::new(per_conn);
-    let handles: Vec<_> = (0..n)
-        .map(|i| {
-            let (b, f, tenant) = (barrier.clone(), f.clone(), tenant.to_string());
-            thread::spawn(move || {
-                let mut c = connect(&tenant);
-                b.wait();
-                f(i, &mut c)
-            })
-        })
-        .collect();
-    handles.into_iter().map(|h| h.join().unwrap()).collect()
-}
+use spendguard_it::{assert_verified, connect, race, run, sqlstate, uniq, usage, Op, Outcome};
 
 fn authorized(o: &Outcome) -> bool {
     matches!(
@@ -63,6 +40,7 @@ fn sixteen_connections_never_overspend_max_total_cost() {
         .unwrap()
         .get(0);
     assert_eq!(denied, 600);
+    assert_verified(&mut c);
 }
 
 #[test]
@@ -83,6 +61,7 @@ fn sixteen_connections_never_exceed_max_invocations() {
     assert_eq!(wins, 1000);
     let mut c = connect(&tenant);
     assert_eq!(usage(&mut c, "b", 0), (1000, 7000, 0));
+    assert_verified(&mut c);
 }
 
 #[test]
@@ -96,6 +75,7 @@ fn try_increment_races_are_exact() {
     .into_iter()
     .sum();
     assert_eq!(wins, 300);
+    assert_verified(&mut connect(&tenant));
 }
 
 #[test]
@@ -117,6 +97,7 @@ fn one_event_id_from_ten_connections_takes_effect_once() {
         .unwrap()
         .get(0);
     assert_eq!(n, 5);
+    assert_verified(&mut c);
 }
 
 #[test]
@@ -136,6 +117,7 @@ fn one_hold_captured_from_ten_connections_settles_once() {
     let (n, exposed, realized) = usage(&mut c, "b", 0);
     assert_eq!((n, exposed), (1, 0));
     assert!((10..20).contains(&realized));
+    assert_verified(&mut c);
 }
 
 #[test]
@@ -171,6 +153,7 @@ fn serializable_callers_get_40001_to_retry_and_stay_exact() {
     assert_eq!(wins, 100);
     let mut c = connect(&tenant);
     assert_eq!(usage(&mut c, "b", 0), (100, 100, 0));
+    assert_verified(&mut c);
 }
 
 /// One new hold id or one event id raced by 8 connections, each on a budget
@@ -202,6 +185,7 @@ fn one_id_on_eight_budgets(tag: &str, with_id: fn(Op, &str) -> Op, loser_code: &
         (r.get(0), r.get(1))
     };
     assert_eq!((invocations, events), (5, 5));
+    assert_verified(&mut c);
 }
 
 #[test]

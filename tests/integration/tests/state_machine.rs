@@ -230,6 +230,7 @@ fn hold_lifecycle_table() {
     assert_eq!(hold(&mut c, "hx"), None);
     assert_eq!(usage(&mut c, "c", 0), (4, 0, 20));
     assert_eq!(usage(&mut c, "k", 0), (3, 0, 0));
+    spendguard_it::assert_verified(&mut c);
 }
 
 #[test]
