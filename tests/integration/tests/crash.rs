@@ -1,0 +1,451 @@
+//! Crash safety: a throwaway cluster of its own (fsync and
+//! synchronous_commit on), 8 connections authorizing and capturing /
+//! releasing / reversing holds with event ids (and sweeping), while the test
+//! SIGKILLs the postmaster and its children at a random moment, then
+//! restarts it (crash recovery). After each restart every call a client saw
+//! acknowledged is in the log with the result the client saw, `verify()`
+//! returns nothing, and no budget is above its cap.
+//!
+//! Settings: SG_CRASH_ROUNDS (default 5), SG_CRASH_PORT (default 28819).
+//! Only processes this test started are killed, by pid: the postmaster of
+//! its own data directory (from postmaster.pid) and that postmaster's
+//! children.
+
+use postgres::{Client, NoTls};
+use spendguard_it::model::LONG_TTL;
+use spendguard_it::{connect, uniq, verify};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const CAP: i64 = 5_000;
+const TENANT: &str = "crash";
+
+/// What a client was told by a call that returned (so it committed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ack {
+    event_id: String,
+    kind: String,
+    allowed: bool,
+    /// commit_index (NULL for a denial)
+    seq: Option<i64>,
+    exposure: i64,
+    realized: i64,
+    committed_after: i64,
+    count_after: i64,
+}
+
+/// Every acknowledged call that the log does not show as the client saw it.
+fn check_acks(c: &mut Client, tenant: &str, acks: &[Ack]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for a in acks {
+        let row = c
+            .query_opt(
+                "SELECT kind::text, allowed, event_seq, exposure_units, realized_spend_units, \
+                 total_cost_exposed_after + total_cost_realized_after, invocation_count_after \
+                 FROM spendguard.budget_event WHERE tenant_id = $1 AND event_id = $2",
+                &[&tenant, &a.event_id],
+            )
+            .unwrap();
+        let Some(r) = row else {
+            problems.push(format!("acknowledged {} is not in the log", a.event_id));
+            continue;
+        };
+        let allowed: bool = r.get(1);
+        let logged = Ack {
+            event_id: a.event_id.clone(),
+            kind: r.get(0),
+            allowed,
+            seq: allowed.then(|| r.get(2)),
+            exposure: r.get(3),
+            realized: r.get(4),
+            committed_after: r.get(5),
+            count_after: r.get(6),
+        };
+        if logged != *a {
+            problems.push(format!("acknowledged {a:?} but the log has {logged:?}"));
+        }
+    }
+    problems
+}
+
+fn pg_bin() -> PathBuf {
+    let pg_config =
+        std::env::var("PG_CONFIG").unwrap_or("/usr/lib/postgresql/15/bin/pg_config".into());
+    let out = Command::new(&pg_config).arg("--bindir").output();
+    match out {
+        Ok(o) if o.status.success() => PathBuf::from(String::from_utf8(o.stdout).unwrap().trim()),
+        _ => PathBuf::from("/usr/lib/postgresql/15/bin"),
+    }
+}
+
+/// Runs a command as the `postgres` user (PostgreSQL refuses root).
+fn as_postgres(program: &Path, args: &[&str]) -> std::process::Output {
+    let me = Command::new("id").arg("-un").output().unwrap();
+    let mut cmd = if String::from_utf8_lossy(&me.stdout).trim() == "postgres" {
+        Command::new(program)
+    } else {
+        let mut c = Command::new("sudo");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    };
+    let out = cmd.args(args).output().unwrap();
+    assert!(
+        out.status.success() || args.contains(&"stop"),
+        "{} {args:?}: {}{}",
+        program.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+struct Cluster {
+    dir: PathBuf,
+    port: u16,
+    bin: PathBuf,
+}
+
+impl Cluster {
+    fn data(&self) -> String {
+        self.dir.join("data").display().to_string()
+    }
+    fn conninfo(&self) -> String {
+        format!(
+            "host={} port={} user=postgres dbname=postgres",
+            self.dir.join("sock").display(),
+            self.port
+        )
+    }
+    fn pg_ctl(&self, args: &[&str]) {
+        let data = self.data();
+        let mut all = vec!["-D", data.as_str()];
+        all.extend_from_slice(args);
+        as_postgres(&self.bin.join("pg_ctl"), &all);
+    }
+
+    fn create() -> Cluster {
+        let port: u16 = std::env::var("SG_CRASH_PORT")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(28819);
+        let c = Cluster {
+            dir: PathBuf::from(format!("/tmp/spendguard-crash-{port}")),
+            port,
+            bin: pg_bin(),
+        };
+        if c.dir.join("data/PG_VERSION").exists() {
+            c.pg_ctl(&["-m", "immediate", "stop"]);
+        }
+        let _ = std::fs::remove_dir_all(&c.dir);
+        std::fs::create_dir_all(c.dir.join("sock")).unwrap();
+        Command::new("chown")
+            .args(["-R", "postgres:postgres", c.dir.to_str().unwrap()])
+            .status()
+            .unwrap();
+        as_postgres(
+            &c.bin.join("initdb"),
+            &[
+                "-D",
+                &c.data(),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ],
+        );
+        let conf = format!(
+            "\n# spendguard crash test\nport = {}\nlisten_addresses = ''\n\
+             unix_socket_directories = '{}'\nfsync = on\nsynchronous_commit = on\n\
+             full_page_writes = on\nmax_connections = 40\nshared_buffers = 32MB\n",
+            c.port,
+            c.dir.join("sock").display()
+        );
+        let path = c.dir.join("data/postgresql.conf");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(&conf);
+        std::fs::write(&path, text).unwrap();
+        c.start();
+        let mut db = Client::connect(&c.conninfo(), NoTls).unwrap();
+        db.batch_execute("CREATE EXTENSION spendguard").unwrap();
+        c
+    }
+
+    fn start(&self) {
+        let log = self.dir.join("server.log").display().to_string();
+        self.pg_ctl(&["-l", &log, "-w", "-t", "120", "start"]);
+    }
+
+    /// SIGKILL the postmaster of this data directory and all its children.
+    fn kill(&self) -> usize {
+        let pidfile = std::fs::read_to_string(self.dir.join("data/postmaster.pid")).unwrap();
+        let pm: u32 = pidfile.lines().next().unwrap().trim().parse().unwrap();
+        let mut pids = vec![pm];
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // "pid (comm) state ppid ...": comm may hold spaces, so split after ')'
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(pm) {
+                pids.push(pid);
+            }
+        }
+        let args: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
+        let status = Command::new("kill").arg("-9").args(&args).status().unwrap();
+        assert!(status.success(), "kill -9 {args:?}");
+        // wait until the postmaster is gone
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Path::new(&format!("/proc/{pm}")).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        pids.len()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.pg_ctl(&["-m", "immediate", "stop"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A small deterministic generator, seeded per round from the clock.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn is_disconnect(e: &postgres::Error) -> bool {
+    match e.code() {
+        None => true,
+        Some(code) => {
+            let c = code.code();
+            c.starts_with("08") || c.starts_with("57P")
+        }
+    }
+}
+
+/// One writer until the server dies under it: every call it saw return is
+/// pushed to `acks`.
+fn writer(conninfo: String, w: usize, round: usize, seed: u64, acks: Arc<Mutex<Vec<Ack>>>) {
+    let Ok(mut c) = Client::connect(&conninfo, NoTls) else {
+        return;
+    };
+    if c.batch_execute(&format!("SET spendguard.tenant = '{TENANT}'"))
+        .is_err()
+    {
+        return;
+    }
+    let mut rng = Rng(seed | 1);
+    for n in 0.. {
+        if w == 7 {
+            // one connection sweeps, an hour ahead: holds with a TTL expire
+            match c.query_one(
+                "SELECT spendguard.budget_expire_holds(now() + interval '2 hours')",
+                &[],
+            ) {
+                Ok(_) => {}
+                Err(e) if is_disconnect(&e) => return,
+                Err(e) => panic!("sweep: {e}"),
+            }
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
+        }
+        let budget = format!("b{}", w % 3);
+        let hold = format!("r{round}-w{w}-{n}");
+        let ev = format!("a-{hold}");
+        let amount = 1 + rng.below(60) as i64;
+        let ttl = (rng.below(3) == 0).then_some(LONG_TTL);
+        let r = c.query_one(
+            "SELECT authorized, commit_index, committed_cost_after, invocation_count_after \
+             FROM spendguard.budget_authorize_hold($1, 0, $2, max_total_cost => $3, \
+             hold_id => $4, event_id => $5, ttl => $6::text::interval)",
+            &[&budget, &amount, &CAP, &hold, &ev, &ttl],
+        );
+        let r = match r {
+            Ok(r) => r,
+            Err(e) if is_disconnect(&e) => return,
+            Err(e) => panic!("authorize: {e}"),
+        };
+        let authorized: bool = r.get(0);
+        acks.lock().unwrap().push(Ack {
+            event_id: ev,
+            kind: "authorize_exposure".into(),
+            allowed: authorized,
+            seq: r.get(1),
+            exposure: amount,
+            realized: 0,
+            committed_after: r.get(2),
+            count_after: r.get(3),
+        });
+        if !authorized {
+            continue;
+        }
+        let ev = format!("m-{hold}");
+        let (sql, kind, realized) = match rng.below(3) {
+            0 => (
+                "SELECT * FROM spendguard.budget_capture_hold(hold_id => $1, event_id => $2, realized_spend => $3)",
+                "reconcile_spend",
+                rng.below(amount as u64 + 1) as i64,
+            ),
+            1 => (
+                "SELECT * FROM spendguard.budget_release_hold(hold_id => $1, event_id => $2, released_exposure => $3)",
+                "release_exposure",
+                0,
+            ),
+            _ => (
+                "SELECT * FROM spendguard.budget_reverse_hold(hold_id => $1, event_id => $2, reversed_exposure => $3)",
+                "reverse_exposure",
+                0,
+            ),
+        };
+        // the third argument: realized spend for a capture, the amount otherwise
+        let third = if kind == "reconcile_spend" {
+            realized
+        } else {
+            amount
+        };
+        match c.query_one(sql, &[&hold, &ev, &third]) {
+            Ok(r) => acks.lock().unwrap().push(Ack {
+                event_id: ev,
+                kind: kind.into(),
+                allowed: true,
+                seq: Some(r.get("commit_index")),
+                exposure: r.get("exposure_units"),
+                realized: r.get("realized_spend_units"),
+                committed_after: r.get("committed_cost_after"),
+                count_after: r.get("invocation_count_after"),
+            }),
+            Err(e) if is_disconnect(&e) => return,
+            // the sweeper may have expired the hold first
+            Err(e) if e.code().map(|c| c.code()) == Some("SG002") => {}
+            Err(e) => panic!("{kind}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn acknowledged_calls_survive_sigkill_of_the_server() {
+    let rounds: usize = std::env::var("SG_CRASH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let cluster = Cluster::create();
+    let acks: Arc<Mutex<Vec<Ack>>> = Arc::new(Mutex::new(Vec::new()));
+    let started = Instant::now();
+    let mut rng = Rng(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64);
+    let mut killed = 0;
+    for round in 0..rounds {
+        let before = acks.lock().unwrap().len();
+        let workers: Vec<_> = (0..8)
+            .map(|w| {
+                let (conninfo, acks, seed) = (cluster.conninfo(), acks.clone(), rng.next());
+                std::thread::spawn(move || writer(conninfo, w, round, seed, acks))
+            })
+            .collect();
+        // a random moment while the writers are busy
+        std::thread::sleep(Duration::from_millis(300 + rng.below(1200)));
+        killed += cluster.kill();
+        for w in workers {
+            w.join()
+                .expect("a writer failed with an error SPEC does not name");
+        }
+        cluster.start();
+        let mut c = Client::connect(&cluster.conninfo(), NoTls).unwrap();
+        let all = acks.lock().unwrap().clone();
+        assert!(
+            all.len() > before,
+            "round {round}: no call was acknowledged"
+        );
+        let problems = check_acks(&mut c, TENANT, &all);
+        assert!(problems.is_empty(), "round {round}: {problems:#?}");
+        c.batch_execute(&format!("SET spendguard.tenant = '{TENANT}'"))
+            .unwrap();
+        let broken = verify(&mut c);
+        assert!(
+            broken.is_empty(),
+            "round {round}: verify() found {broken:#?}"
+        );
+        for r in c
+            .query(
+                "SELECT capability_id, total_cost_exposed + total_cost_realized \
+                 FROM spendguard.budget_usages(100)",
+                &[],
+            )
+            .unwrap()
+        {
+            let (b, committed): (String, i64) = (r.get(0), r.get(1));
+            assert!(
+                committed <= CAP,
+                "round {round}: budget {b} at {committed} > {CAP}"
+            );
+        }
+    }
+    let n = acks.lock().unwrap().len();
+    println!(
+        "crash test: {rounds} rounds, {killed} processes killed, {n} acknowledged calls, \
+         all in the log as acknowledged, verify() clean, in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// The checker above is only worth something if it can fail: an
+/// acknowledged id that is not in the log, and one whose recorded result
+/// differs from what the client was told, are both reported.
+#[test]
+fn the_crash_checker_reports_what_is_missing_or_different() {
+    let tenant = uniq("checker");
+    let mut c = connect(&tenant);
+    let r = c
+        .query_one(
+            "SELECT authorized, commit_index, committed_cost_after, invocation_count_after \
+             FROM spendguard.budget_authorize_hold('b', 0, 10, hold_id => 'h', event_id => 'e1')",
+            &[],
+        )
+        .unwrap();
+    let real = Ack {
+        event_id: "e1".into(),
+        kind: "authorize_exposure".into(),
+        allowed: r.get(0),
+        seq: r.get(1),
+        exposure: 10,
+        realized: 0,
+        committed_after: r.get(2),
+        count_after: r.get(3),
+    };
+    assert!(check_acks(&mut c, &tenant, std::slice::from_ref(&real)).is_empty());
+    let missing = Ack {
+        event_id: "never-recorded".into(),
+        ..real.clone()
+    };
+    let different = Ack {
+        committed_after: 11,
+        ..real.clone()
+    };
+    let problems = check_acks(&mut c, &tenant, &[real, missing, different]);
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert!(problems[0].contains("never-recorded is not in the log"));
+    assert!(problems[1].contains("committed_after: 11"));
+}
