@@ -362,3 +362,38 @@ fn the_sweep_and_verify_stay_in_their_tenant() {
         .unwrap_err();
     assert_eq!(sqlstate(&e), "SG030");
 }
+
+/// examples/sweep_all_tenants.sql, the function the pg_cron recipe of
+/// docs/operations.md schedules, sweeps every tenant with holds due and
+/// leaves the others alone.
+#[test]
+fn the_pg_cron_recipe_sweeps_every_tenant() {
+    let recipe = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/sweep_all_tenants.sql"
+    ))
+    .unwrap();
+    let (ta, tb, tc) = (uniq("cron-a"), uniq("cron-b"), uniq("cron-c"));
+    for (t, ttl) in [(&ta, SHORT_TTL), (&tb, SHORT_TTL), (&tc, LONG_TTL)] {
+        let mut c = connect(t);
+        for i in 0..3 {
+            let op = Op::authorize("c", 5).hold(&format!("h{i}")).ttl(ttl);
+            assert!(matches!(run(&mut c, &op), Outcome::Decision { authorized: true, .. }));
+        }
+    }
+    let mut admin = connect("default");
+    admin.batch_execute(&recipe).unwrap();
+    let n: i64 = admin
+        .query_one("SELECT spendguard_ops.expire_holds_all_tenants()", &[])
+        .unwrap()
+        .get(0);
+    // other tests' tenants may have due holds too: at least ours
+    assert!(n >= 6, "{n}");
+    for (t, disposition) in [(&ta, "expired"), (&tb, "expired"), (&tc, "open")] {
+        let mut c = connect(t);
+        for i in 0..3 {
+            assert_eq!(hold(&mut c, &format!("h{i}")).unwrap().0, disposition, "{t}");
+        }
+        assert_verified(&mut c);
+    }
+}
