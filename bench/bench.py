@@ -1,10 +1,16 @@
 #!/usr/bin/env python3
-"""make bench: pgbench workloads of spendguard next to the least plain SQL
-doing the same work, for 1, 8 and 32 clients, alternating the two so drift
-hits both. Writes bench/RESULTS.md and bench/throughput.png.
+"""make bench: each spendguard workload next to its floor, the least plain
+SQL that writes the same rows (one statement per call, on spendguard's own
+tables, so the same indexes and constraints), and a bare-UPDATE reference.
+pgbench runs every side with prepared statements, as drivers do, in
+alternating runs; RESULTS.md reports the median of the runs and its ratio.
 
-Environment: BENCH_SECONDS (per run, default 10), BENCH_CLIENTS (default
-"1 8 32"), BENCH_MEMORY_CALLS (default 1000000), SG_* from scripts/env.sh.
+Environment: BENCH_SECONDS (per run, default 5), BENCH_CLIENTS (default
+"8 32"), BENCH_RUNS (alternating runs per side, default 3), BENCH_MODE
+(pgbench -M: prepared | simple, default prepared), BENCH_ONLY (comma-separated
+workload keys), BENCH_MEMORY_CALLS (default 1000000, 0 to skip),
+BENCH_STATEMENTS (1: count statements per call with pg_stat_statements in a
+separate pass, default 1), SG_* from scripts/env.sh.
 """
 import json
 import os
@@ -20,25 +26,37 @@ HERE = Path(__file__).resolve().parent
 SQL = HERE / "sql"
 OUT = HERE / "out"
 PG_BIN = os.environ["PG_BIN"]
+PGDATA = os.environ["SG_PGDATA"]
 SOCK, PORT, DB = os.environ["SG_SOCKDIR"], os.environ["SG_PORT"], os.environ["SG_DB"]
-SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
-CLIENTS = [int(c) for c in os.environ.get("BENCH_CLIENTS", "1 8 32").split()]
+SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+CLIENTS = [int(c) for c in os.environ.get("BENCH_CLIENTS", "8 32").split()]
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+MODE = os.environ.get("BENCH_MODE", "prepared")
+ONLY = [k for k in os.environ.get("BENCH_ONLY", "").split(",") if k]
 MEMORY_CALLS = int(os.environ.get("BENCH_MEMORY_CALLS", "1000000"))
+STATEMENTS = os.environ.get("BENCH_STATEMENTS", "1") == "1"
 
+# key, title, what spendguard runs, what the floor runs, bare-UPDATE reference script
 WORKLOADS = [
-    ("authorize, spread", "authorize_spread",
+    ("authorize_spread", "authorize, spread",
      "`budget_authorize_hold` over 10,000 budgets",
-     "`UPDATE … SET used = used + 1 WHERE key = :k AND used + 1 <= cap`"),
-    ("authorize, hot", "authorize_hot", "`budget_authorize_hold`, one budget",
-     "the same UPDATE, one row"),
-    ("authorize + capture", "authorize_capture",
+     "guarded usage UPDATE + event INSERT, one CTE", "base_authorize_spread.sql"),
+    ("authorize_hot", "authorize, hot", "`budget_authorize_hold`, one budget",
+     "the same CTE, one budget", "base_authorize_hot.sql"),
+    ("authorize_capture", "authorize + capture",
      "authorize with a hold id, then `budget_capture_hold` (two transactions)",
-     "two autocommit UPDATEs"),
-    ("idempotent replay", "replay", "`budget_authorize_hold` with a recorded `event_id`",
-     "one indexed SELECT"),
+     "usage UPDATE + hold INSERT + event INSERT; hold UPDATE + usage UPDATE + event INSERT",
+     "base_authorize_capture.sql"),
+    ("authorize_ttl_capture", "authorize with TTL + capture",
+     "the same with `ttl => '15 minutes'` on the authorize",
+     "the same with `expires_at` on the hold row", "base_authorize_capture.sql"),
+    ("replay", "idempotent replay", "`budget_authorize_hold` with a recorded `event_id`",
+     "one indexed SELECT of the event", "base_replay.sql"),
     ("try_increment", "try_increment", "`budget_try_increment` over 10,000 budgets",
-     "one UPDATE"),
+     "usage UPDATE + event INSERT, one CTE", "base_try_increment.sql"),
 ]
+WORKLOADS = [w for w in WORKLOADS if not ONLY or w[0] in ONLY]
+SIDES = ["sg", "floor", "base"]
 
 
 def psql(sql, db=DB):
@@ -48,17 +66,36 @@ def psql(sql, db=DB):
         check=True, capture_output=True, text=True).stdout.strip()
 
 
+def as_postgres(*cmd):
+    prefix = [] if os.geteuid() != 0 else ["sudo", "-u", "postgres", "--"]
+    subprocess.run(prefix + list(cmd), check=True, capture_output=True)
+
+
+def restart(options=""):
+    args = [f"{PG_BIN}/pg_ctl", "-D", PGDATA, "-w", "-m", "fast", "restart", "-l",
+            f"{PGDATA}/server.log"]
+    if options:
+        args += ["-o", options]
+    as_postgres(*args)
+
+
 def wal():
     """(bytes, records) of WAL written so far, cluster-wide (pg_stat_wal)."""
     b, r = psql("SELECT wal_bytes, wal_records FROM pg_stat_wal").split("|")
     return float(b), float(r)
 
 
+def script_of(key, side):
+    if side == "base":
+        return dict((w[0], w[4]) for w in WORKLOADS)[key]
+    return f"{side}_{key}.sql"
+
+
 def pgbench(script, clients, tag):
     prefix = OUT / tag
     for old in OUT.glob(f"{tag}.*"):
         old.unlink()
-    cmd = [f"{PG_BIN}/pgbench", "-n", "-h", SOCK, "-p", PORT, "-U", "postgres",
+    cmd = [f"{PG_BIN}/pgbench", "-n", "-M", MODE, "-h", SOCK, "-p", PORT, "-U", "postgres",
            "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(SECONDS),
            "-f", str(SQL / script), "-l", f"--log-prefix={prefix}", DB]
     wal0 = wal()
@@ -81,6 +118,39 @@ def pgbench(script, clients, tag):
     return {"tps": tps, "p50_ms": pct(0.50), "p99_ms": pct(0.99), "n": len(lat),
             "wal_bytes": (wal1[0] - wal0[0]) / n, "wal_records": (wal1[1] - wal0[1]) / n,
             "failed": int(failed.group(1)) if failed else 0}
+
+
+def median_run(runs):
+    """The run whose tps is the median (its latency and WAL come with it)."""
+    ordered = sorted(runs, key=lambda r: r["tps"])
+    return {**ordered[len(ordered) // 2], "tps": statistics.median(r["tps"] for r in runs),
+            "runs": [round(r["tps"]) for r in runs]}
+
+
+def statement_counts():
+    """Statements each side runs per transaction: top-level and nested, from
+    pg_stat_statements with track = all, in a pass of its own (the timed runs
+    go without the library, so it costs neither side anything)."""
+    restart("-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all")
+    psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    counts = {}
+    n = 200
+    for key, *_ in WORKLOADS:
+        for side in ["sg", "floor"]:
+            psql("SELECT pg_stat_statements_reset()")
+            subprocess.run([f"{PG_BIN}/pgbench", "-n", "-M", MODE, "-h", SOCK, "-p", PORT,
+                            "-U", "postgres", "-c", "1", "-t", str(n), "-f",
+                            str(SQL / script_of(key, side)), DB],
+                           check=True, capture_output=True, cwd=OUT)
+            top, nested = psql(
+                "SELECT coalesce(sum(calls) FILTER (WHERE toplevel AND query NOT LIKE '%pg_stat_statements_reset%'), 0), "
+                "coalesce(sum(calls) FILTER (WHERE NOT toplevel), 0) FROM pg_stat_statements "
+                "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            ).split("|")
+            counts[(key, side)] = (int(top) / n, int(nested) / n)
+    psql("DROP EXTENSION pg_stat_statements")
+    restart()
+    return counts
 
 
 def memory_check():
@@ -129,21 +199,20 @@ def plot(results, path):
     except ImportError:
         print("matplotlib missing: no chart", file=sys.stderr)
         return False
-    fig, axes = plt.subplots(1, len(WORKLOADS), figsize=(4 * len(WORKLOADS), 4), sharey=False)
-    for ax, (title, key, _, _) in zip(axes, WORKLOADS):
+    fig, axes = plt.subplots(1, len(WORKLOADS), figsize=(3.6 * len(WORKLOADS), 4), squeeze=False)
+    for ax, (key, title, *_) in zip(axes[0], WORKLOADS):
         xs = range(len(CLIENTS))
-        sg = [results[(key, c)]["sg"]["tps"] for c in CLIENTS]
-        base = [results[(key, c)]["base"]["tps"] for c in CLIENTS]
-        log = [results[(key, c)].get("log", {}).get("tps", 0) for c in CLIENTS]
         w = 0.27
-        ax.bar([x - w for x in xs], base, w, label="plain SQL", color="#999999")
-        ax.bar(list(xs), log, w, label="plain SQL + log row", color="#cccccc")
-        ax.bar([x + w for x in xs], sg, w, label="spendguard", color="#2a6fbb")
+        for off, side, label, color in [(-w, "base", "bare UPDATE (reference)", "#cccccc"),
+                                        (0, "floor", "floor: least SQL, same rows", "#888888"),
+                                        (w, "sg", "spendguard", "#2a6fbb")]:
+            ax.bar([x + off for x in xs], [results[(key, c)][side]["tps"] for c in CLIENTS], w,
+                   label=label, color=color)
         ax.set_xticks(list(xs), [f"{c} cl" for c in CLIENTS])
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=9)
         ax.set_ylabel("transactions/s")
-    axes[0].legend(fontsize=8)
-    fig.suptitle("spendguard vs the least plain SQL doing the same work (higher is better)")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"spendguard vs its floor, pgbench -M {MODE}, median of {RUNS} (higher is better)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return True
@@ -158,82 +227,91 @@ def main():
     subprocess.run([f"{PG_BIN}/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", SOCK, "-p", PORT,
                     "-U", "postgres", "-d", DB, "-f", str(SQL / "setup.sql")],
                    check=True, capture_output=True)
+    counts = statement_counts() if STATEMENTS else {}
     results = {}
     turn = 0
     for clients in CLIENTS:
-        for title, key, _, _ in WORKLOADS:
-            order = [("base", f"base_{key}.sql"), ("sg", f"sg_{key}.sql")]
-            if (SQL / f"log_{key}.sql").exists():
-                order.append(("log", f"log_{key}.sql"))
-            # rotate who goes first, so drift hits every side
-            order = order[turn % len(order):] + order[:turn % len(order)]
-            turn += 1
-            row = {}
-            for side, script in order:
-                psql("CHECKPOINT")
-                row[side] = pgbench(script, clients, f"{key}-{clients}-{side}")
-                print(f"{title:22} {clients:3} clients {side:5} {row[side]['tps']:10.1f} tps "
-                      f"p50 {row[side]['p50_ms']:.2f} ms p99 {row[side]['p99_ms']:.2f} ms", flush=True)
-            results[(key, clients)] = row
-    mem = memory_check()
+        for key, title, *_ in WORKLOADS:
+            runs = {side: [] for side in SIDES}
+            for run in range(RUNS):
+                # rotate who goes first, so drift hits every side
+                order = SIDES[turn % 3:] + SIDES[:turn % 3]
+                turn += 1
+                for side in order:
+                    psql("CHECKPOINT")
+                    r = pgbench(script_of(key, side), clients, f"{key}-{clients}-{side}")
+                    runs[side].append(r)
+                    print(f"{title:30} {clients:3} cl run {run + 1} {side:5} {r['tps']:10.1f} tps "
+                          f"p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms", flush=True)
+            results[(key, clients)] = {side: median_run(runs[side]) for side in SIDES}
+    mem = memory_check() if MEMORY_CALLS else {}
     print("memory:", json.dumps(mem))
     chart = plot(results, HERE / "throughput.png")
 
-    wal_clients = 8 if 8 in CLIENTS else CLIENTS[-1]
     lines = ["# make bench results", "",
-             f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {SECONDS} s per run, "
-             "spendguard and baseline alternating, one run each (ratios from that one run).", "",
+             f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: `pgbench -M {MODE}`, "
+             f"{SECONDS} s per run, {RUNS} alternating runs per side; each figure is the median "
+             "of its runs, each ratio is between medians of this one `make bench`.", "",
              f"* Machine: {machine()}",
              f"* PostgreSQL {settings['server_version']}; " +
              ", ".join(f"{k} = {v}" for k, v in settings.items() if k != "server_version"),
-             "* pgbench: `-n -c C -j min(C,2) -T SECONDS`, autocommit, Unix socket, same machine", "",
-             "| workload | spendguard | baseline |", "|---|---|---|"]
-    lines += [f"| {t} | {s} | {b} |" for t, _, s, b in WORKLOADS]
-    lines += ["", "| workload | clients | spendguard tps | p50 ms | p99 ms | baseline tps | p50 ms | p99 ms "
-              "| **ratio** | + log row tps | ratio to + log row |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for title, key, _, _ in WORKLOADS:
+             f"* pgbench: `-n -M {MODE} -c C -j min(C,2) -T {SECONDS}`, autocommit, Unix socket, "
+             "same machine", "",
+             "The **floor** is the least plain SQL that writes what SPEC requires for the call: "
+             "one CTE statement per call on spendguard's own tables (tenant `floor`), so the same "
+             "rows, indexes and constraints (`bench/sql/floor_*.sql`). The bare UPDATE "
+             "(`bench/sql/base_*.sql`) writes no audit row; it is a reference only.", "",
+             "| workload | spendguard | floor |", "|---|---|---|"]
+    lines += [f"| {t} | {s} | {f} |" for _, t, s, f, _ in WORKLOADS]
+    lines += ["", "| workload | clients | spendguard tps | p50 ms | p99 ms | floor tps | "
+              "**spendguard / floor** | bare UPDATE tps | spendguard / bare | runs (sg; floor) |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for key, title, *_ in WORKLOADS:
         for c in CLIENTS:
             r = results[(key, c)]
-            sg, base, log = r["sg"], r["base"], r.get("log")
-            extra = f"{log['tps']:.0f} | {sg['tps'] / log['tps']:.2f}" if log else "– | –"
+            sg, fl, base = r["sg"], r["floor"], r["base"]
             lines.append(f"| {title} | {c} | {sg['tps']:.0f} | {sg['p50_ms']:.2f} | {sg['p99_ms']:.2f} | "
-                         f"{base['tps']:.0f} | {base['p50_ms']:.2f} | {base['p99_ms']:.2f} | "
-                         f"**{sg['tps'] / base['tps']:.2f}** | {extra} |")
-    lines += ["", "**ratio** = spendguard tps / baseline tps (the issue's bar: >= 0.8 for authorize at 8 and "
-              "32 clients and for authorize + capture). \"+ log row\" is the baseline plus the one "
-              "append-only row per decision that SPEC §1 requires (the same UPDATE and an INSERT into a "
-              "log table with a primary key and a per-key index, in one statement): the distance from it "
-              "is spendguard's own overhead, the rest is the audit log. "
-              + ("Chart: `bench/throughput.png`." if chart else "No chart (matplotlib missing)."), "",
-              "## WAL per transaction", "",
-              "From `pg_stat_wal` around each run (cluster-wide, so it includes checkpoints' "
-              "full-page images and background work such as page pruning), divided by the "
-              f"transactions pgbench logged; {wal_clients} clients. What a transaction writes, "
-              "not how fast; "
-              "\"+ log row\" shows what the audit row alone adds. Row locks (`FOR UPDATE`) "
-              "are WAL records too.", "",
-              "| workload | spendguard bytes | records | baseline bytes | records "
-              "| + log row bytes | records |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for title, key, _, _ in WORKLOADS:
+                         f"{fl['tps']:.0f} | **{sg['tps'] / fl['tps']:.2f}** | {base['tps']:.0f} | "
+                         f"{sg['tps'] / base['tps']:.2f} | {sg['runs']}; {fl['runs']} |")
+    if counts:
+        lines += ["", "## Statements per transaction", "",
+                  "From `pg_stat_statements` (track = all) in a pass of its own, 200 transactions "
+                  "each: top-level statements the client sent, and statements run inside them "
+                  "(spendguard's SPI statements). An authorize that passes runs the same two inner "
+                  "statements with or without hold expiry in the extension: the lazy expiry only "
+                  "runs on the way to a `max_total_cost` denial.", "",
+                  "| workload | spendguard top-level | spendguard nested | floor top-level | floor nested |",
+                  "|---|---:|---:|---:|---:|"]
+        for key, title, *_ in WORKLOADS:
+            st, sn = counts[(key, "sg")]
+            ft, fn = counts[(key, "floor")]
+            lines.append(f"| {title} | {st:.1f} | {sn:.1f} | {ft:.1f} | {fn:.1f} |")
+    wal_clients = 8 if 8 in CLIENTS else CLIENTS[-1]
+    lines += ["", "## WAL per transaction", "",
+              "From `pg_stat_wal` around the median run (cluster-wide, so it includes checkpoints' "
+              "full-page images and background work), divided by the transactions pgbench logged; "
+              f"{wal_clients} clients. Row locks (`FOR UPDATE`) are WAL records too.", "",
+              "| workload | spendguard bytes | records | floor bytes | records | bare bytes | records |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    for key, title, *_ in WORKLOADS:
         r = results[(key, wal_clients)]
         cells = []
-        for side in ["sg", "base", "log"]:
-            x = r.get(side)
-            cells += [f"{x['wal_bytes']:.0f}", f"{x['wal_records']:.1f}"] if x else ["–", "–"]
+        for side in ["sg", "floor", "base"]:
+            cells += [f"{r[side]['wal_bytes']:.0f}", f"{r[side]['wal_records']:.1f}"]
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
-    lines += ["",
-              "## Backend memory", "",
-              f"One session, {mem['calls']:,} `budget_authorize_hold` calls (100 per statement, "
-              f"synchronous_commit off for speed), RSS read from /proc after {mem['warmup_calls']:,} "
-              f"warm-up calls and at the end ({mem['seconds']:.0f} s):", "",
-              "| | after warm-up | after all calls | growth |", "|---|---:|---:|---:|"]
-    for k in ["RssAnon", "VmRSS"]:
-        b, a = mem.get(f"before_{k}_kb"), mem.get(f"after_{k}_kb")
-        if b is not None and a is not None:
-            lines.append(f"| {k} | {b:,} kB | {a:,} kB | {a - b:+,} kB |")
-    lines += ["", "RssAnon is the backend's private memory (a leak shows here); VmRSS also counts "
-              "the shared buffers the backend has touched, which grows with the data it reads.", ""]
+    if mem:
+        lines += ["", "## Backend memory", "",
+                  f"One session, {mem['calls']:,} `budget_authorize_hold` calls (100 per statement, "
+                  f"synchronous_commit off for speed), RSS read from /proc after {mem['warmup_calls']:,} "
+                  f"warm-up calls and at the end ({mem['seconds']:.0f} s):", "",
+                  "| | after warm-up | after all calls | growth |", "|---|---:|---:|---:|"]
+        for k in ["RssAnon", "VmRSS"]:
+            b, a = mem.get(f"before_{k}_kb"), mem.get(f"after_{k}_kb")
+            if b is not None and a is not None:
+                lines.append(f"| {k} | {b:,} kB | {a:,} kB | {a - b:+,} kB |")
+        lines += ["", "RssAnon is the backend's private memory (a leak shows here); VmRSS also counts "
+                  "the shared buffers the backend has touched, which grows with the data it reads."]
+    lines += ["", "Chart: `bench/throughput.png`." if chart else "No chart (matplotlib missing).", ""]
     (HERE / "RESULTS.md").write_text("\n".join(lines))
     print("\n".join(lines))
 

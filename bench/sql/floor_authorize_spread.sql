@@ -1,0 +1,12 @@
+\set k random(1, 10000)
+WITH u AS (UPDATE spendguard.budget_usage
+           SET invocation_count = invocation_count + 1, total_cost_exposed = total_cost_exposed + 1,
+               seq = nextval('spendguard.commit_seq'), updated_at = now()
+           WHERE tenant_id = 'floor' AND capability_id = 'b' || :k AND grant_index = 0
+             AND total_cost_exposed + total_cost_realized + 1 <= 9000000000000000000
+           RETURNING capability_id, seq, invocation_count, total_cost_exposed, total_cost_realized)
+INSERT INTO spendguard.budget_event (tenant_id, event_seq, capability_id, grant_index, kind, allowed,
+  exposure_units, max_total_cost, invocation_count_after, total_cost_exposed_after,
+  total_cost_realized_after, guarantee_level)
+SELECT 'floor', u.seq, u.capability_id, 0, 'authorize_exposure', true, 1, 9000000000000000000,
+  u.invocation_count, u.total_cost_exposed, u.total_cost_realized, 'single_node_atomic' FROM u;

@@ -1,2 +1,0 @@
-WITH u AS (UPDATE bench_budget SET used = used + 1 WHERE key = 1 AND used + 1 <= cap RETURNING key, used)
-INSERT INTO bench_log (key, used) SELECT key, used FROM u;
