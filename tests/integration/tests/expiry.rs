@@ -378,7 +378,13 @@ fn the_pg_cron_recipe_sweeps_every_tenant() {
         let mut c = connect(t);
         for i in 0..3 {
             let op = Op::authorize("c", 5).hold(&format!("h{i}")).ttl(ttl);
-            assert!(matches!(run(&mut c, &op), Outcome::Decision { authorized: true, .. }));
+            assert!(matches!(
+                run(&mut c, &op),
+                Outcome::Decision {
+                    authorized: true,
+                    ..
+                }
+            ));
         }
     }
     let mut admin = connect("default");
@@ -392,7 +398,11 @@ fn the_pg_cron_recipe_sweeps_every_tenant() {
     for (t, disposition) in [(&ta, "expired"), (&tb, "expired"), (&tc, "open")] {
         let mut c = connect(t);
         for i in 0..3 {
-            assert_eq!(hold(&mut c, &format!("h{i}")).unwrap().0, disposition, "{t}");
+            assert_eq!(
+                hold(&mut c, &format!("h{i}")).unwrap().0,
+                disposition,
+                "{t}"
+            );
         }
         assert_verified(&mut c);
     }
