@@ -86,16 +86,20 @@ REVOKE ALL ON ALL TABLES IN SCHEMA spendguard FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA spendguard FROM PUBLIC;
 REVOKE ALL ON FUNCTION spendguard.refuse_event_change() FROM PUBLIC;
 
--- Direct reads (for roles an admin grants SELECT to) see the current tenant only.
-ALTER TABLE spendguard.budget_usage ENABLE ROW LEVEL SECURITY;
-ALTER TABLE spendguard.budget_hold ENABLE ROW LEVEL SECURITY;
-ALTER TABLE spendguard.budget_event ENABLE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON spendguard.budget_usage
-  USING (tenant_id = spendguard.current_tenant());
-CREATE POLICY tenant_isolation ON spendguard.budget_hold
-  USING (tenant_id = spendguard.current_tenant());
-CREATE POLICY tenant_isolation ON spendguard.budget_event
-  USING (tenant_id = spendguard.current_tenant());
+-- Direct reads (for roles an admin grants SELECT to) see the current tenant
+-- only: every table of the schema has tenant_id and this policy.
+DO $$
+DECLARE t regclass;
+BEGIN
+  FOR t IN
+    SELECT c.oid::regclass FROM pg_catalog.pg_class c
+    WHERE c.relnamespace = 'spendguard'::regnamespace AND c.relkind = 'r'
+  LOOP
+    EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t);
+    EXECUTE format('CREATE POLICY tenant_isolation ON %s USING (tenant_id = spendguard.current_tenant())', t);
+  END LOOP;
+END
+$$;
 
 -- Comments -----------------------------------------------------------------
 
@@ -127,3 +131,42 @@ COMMENT ON FUNCTION spendguard.budget_holds IS
   'Holds of the current tenant with disposition, authorized and remaining exposure and expires_at, newest first';
 COMMENT ON FUNCTION spendguard.budget_events IS
   'The latest lim events of the append-only budget log of the current tenant, in commit order';
+
+-- Daily spend, period budgets and reservations (SPEC §2)
+COMMENT ON FUNCTION spendguard.spend_upsert_daily IS
+  'Add cost_micros (>= 0) to the user''s spend in the group on the UTC day of at; returns the day''s row';
+COMMENT ON FUNCTION spendguard.spend_since IS
+  'A user''s spend in a group from the UTC day of period_start on; 0 when none';
+COMMENT ON FUNCTION spendguard.spend_group_since IS
+  'A group''s spend, all users, from the UTC day of period_start on; 0 when none';
+COMMENT ON FUNCTION spendguard.spend_set_group_budget IS
+  'Set the limit of each user of a group per UTC day, week (from Monday) or month; a NULL limit removes it';
+COMMENT ON FUNCTION spendguard.spend_set_user_override IS
+  'Set a user''s own limit in a group (it beats the group budget); a NULL limit removes it';
+COMMENT ON FUNCTION spendguard.spend_check IS
+  'Would cost_micros fit the user''s limit in the period of at? Spend and open reservations count. Reads only';
+COMMENT ON FUNCTION spendguard.spend_charge IS
+  'Atomically check and, when it fits, record cost_micros; concurrent charges never pass the limit';
+COMMENT ON FUNCTION spendguard.spend_charge_enforce IS
+  'spend_charge that raises SG020 instead of returning allowed = false';
+COMMENT ON FUNCTION spendguard.spend_reserve IS
+  'Reserve an estimate against the user''s limit before the cost is known (a hold with a TTL); settle or cancel it once';
+COMMENT ON FUNCTION spendguard.spend_settle IS
+  'Record a reservation''s real cost on the UTC day of its at and close it (even above the estimate, even after it expired)';
+COMMENT ON FUNCTION spendguard.spend_cancel IS 'Close a reservation without spend';
+COMMENT ON FUNCTION spendguard.spend_purge IS
+  'Delete the current tenant''s daily spend rows older than before; returns how many';
+
+-- Rolling-window caps (SPEC §3)
+COMMENT ON FUNCTION spendguard.usage_record IS
+  'Record tokens used by a principal on an integration at a time; returns the event id';
+COMMENT ON FUNCTION spendguard.usage_cap_check IS
+  'Tokens used in the trailing window; allowed while used < token_budget. Reads only';
+COMMENT ON FUNCTION spendguard.usage_cap_enforce IS
+  'usage_cap_check that raises SG020 instead of returning allowed = false';
+COMMENT ON FUNCTION spendguard.usage_cap_charge IS
+  'Atomically check and, when used + tokens <= token_budget, record the tokens; exact under concurrency';
+COMMENT ON FUNCTION spendguard.call_cap_charge IS
+  'Atomically count one call of a tool by a principal when fewer than max_calls are in the trailing window';
+COMMENT ON FUNCTION spendguard.usage_purge IS
+  'Delete the current tenant''s usage and call events recorded before a time; returns how many';

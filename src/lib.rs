@@ -6,12 +6,17 @@ use pgrx::prelude::*;
 
 mod budget;
 mod error;
+mod result;
+mod spend;
 mod spi;
 mod tenant;
+mod usage;
 
 ::pgrx::pg_module_magic!(name, version);
 
 pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+pgrx::extension_sql_file!("../sql/spend.sql", name = "spend_schema");
+pgrx::extension_sql_file!("../sql/usage.sql", name = "usage_schema");
 pgrx::extension_sql_file!(
     "../sql/verify.sql",
     name = "verify",

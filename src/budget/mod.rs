@@ -6,29 +6,10 @@ pub mod ops;
 pub mod store;
 
 use crate::error::ok_or_raise;
+use crate::result::{row, Row};
 use ops::{AuthorizeArgs, HoldDecision, HoldMutation, MutateArgs};
 use pgrx::prelude::*;
 use spendguard_core::budget::Mutation;
-
-type Row = PgHeapTuple<'static, AllocatedByRust>;
-
-/// Forms the result row in one go, typed by the calling expression's result
-/// type (`spendguard.hold_decision` / `hold_mutation`); the values are in
-/// the type's column order, which tests/pg_regress/sql/interface.sql pins.
-fn row(fcinfo: pg_sys::FunctionCallInfo, values: [Option<pg_sys::Datum>; 10]) -> Row {
-    // SAFETY: fcinfo is the live call's; the datums were just made by
-    // IntoDatum for the columns' types.
-    unsafe {
-        let flinfo = (*fcinfo).flinfo;
-        let mut typoid = pg_sys::get_fn_expr_rettype(flinfo);
-        if typoid == pg_sys::InvalidOid {
-            typoid = pg_sys::get_func_rettype((*flinfo).fn_oid);
-        }
-        let desc = pgrx::PgTupleDesc::for_composite_type_by_oid(typoid)
-            .expect("spendguard: the result type is a composite");
-        PgHeapTuple::from_datums(desc, values).expect("spendguard: result types have 10 columns")
-    }
-}
 
 fn decision_row(fcinfo: pg_sys::FunctionCallInfo, d: HoldDecision) -> Row {
     row(

@@ -30,6 +30,8 @@ pub enum Error {
     Fencing(String),
     /// SG006: a budget invariant would break.
     BudgetInvariant(String),
+    /// SG020: a spend or usage cap is exceeded (the `*_enforce` functions).
+    CapExceeded(String),
     /// SG030: `spendguard.require_tenant` is on and no tenant is set.
     TenantRequired,
 }
@@ -49,6 +51,7 @@ impl Error {
             Error::IdempotencyConflict { .. } => "SG004",
             Error::Fencing(_) => "SG005",
             Error::BudgetInvariant(_) => "SG006",
+            Error::CapExceeded(_) => "SG020",
             Error::TenantRequired => "SG030",
         }
     }
@@ -59,7 +62,8 @@ impl Error {
             | Error::OutOfRange(m)
             | Error::HoldMismatch(m)
             | Error::Fencing(m)
-            | Error::BudgetInvariant(m) => m.clone(),
+            | Error::BudgetInvariant(m)
+            | Error::CapExceeded(m) => m.clone(),
             Error::NullValue(arg) => format!("argument \"{arg}\" must not be NULL"),
             Error::HoldNotFound { hold_id } => format!("hold \"{hold_id}\" does not exist"),
             Error::HoldNotOpen {
@@ -132,6 +136,7 @@ mod tests {
             },
             Error::Fencing("x".into()),
             Error::BudgetInvariant("x".into()),
+            Error::CapExceeded("x".into()),
             Error::TenantRequired,
         ];
         let codes: Vec<_> = all.iter().map(|e| e.sqlstate()).collect();
@@ -139,7 +144,7 @@ mod tests {
             codes,
             [
                 "22023", "22004", "22003", "SG001", "SG002", "SG003", "SG004", "SG005", "SG006",
-                "SG030"
+                "SG020", "SG030"
             ]
         );
         assert_eq!(

@@ -5,6 +5,8 @@
 pub mod budget;
 pub mod error;
 pub mod fingerprint;
+pub mod spend;
+pub mod usage;
 pub mod validate;
 
 pub use error::{Error, Result};

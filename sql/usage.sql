@@ -1,0 +1,46 @@
+-- spendguard usage: rolling-window token and call caps (SPEC.md §3).
+-- The event tables are the record: every recorded use is one row.
+
+CREATE TABLE spendguard.usage_event (
+  id              uuid        NOT NULL DEFAULT gen_random_uuid() PRIMARY KEY,
+  tenant_id       text        NOT NULL,
+  integration_id  text        NOT NULL,
+  principal_kind  text        NOT NULL CHECK (principal_kind IN ('user', 'application')),
+  principal_id    text        NOT NULL,
+  input_tokens    bigint      NOT NULL CHECK (input_tokens >= 0),
+  output_tokens   bigint      NOT NULL CHECK (output_tokens >= 0),
+  model           text,
+  conversation_id text,
+  at              timestamptz NOT NULL,
+  recorded_at     timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE spendguard.usage_event IS
+  'Tokens used per integration and principal: the record the rolling-window token caps sum over';
+-- A window sum is a range scan of this index, answered from the index
+-- alone where the visibility map allows (the token counts are included).
+CREATE INDEX usage_event_window
+  ON spendguard.usage_event (tenant_id, integration_id, principal_kind, principal_id, at)
+  INCLUDE (input_tokens, output_tokens);
+CREATE INDEX usage_event_at ON spendguard.usage_event (tenant_id, at);
+
+CREATE TABLE spendguard.call_event (
+  id             uuid        NOT NULL DEFAULT gen_random_uuid() PRIMARY KEY,
+  tenant_id      text        NOT NULL,
+  principal_kind text        NOT NULL CHECK (principal_kind IN ('user', 'application')),
+  principal_id   text        NOT NULL,
+  tool_name      text        NOT NULL,
+  at             timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE spendguard.call_event IS
+  'Tool calls per principal and tool: the record the rolling-window call caps count over';
+CREATE INDEX call_event_window
+  ON spendguard.call_event (tenant_id, principal_kind, principal_id, tool_name, at);
+CREATE INDEX call_event_at ON spendguard.call_event (tenant_id, at);
+
+CREATE TYPE spendguard.usage_cap AS (
+  allowed   boolean,
+  used      bigint,
+  remaining bigint
+);
+COMMENT ON TYPE spendguard.usage_cap IS
+  'Result of spendguard.usage_cap_check, usage_cap_enforce, usage_cap_charge and call_cap_charge';

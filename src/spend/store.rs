@@ -1,0 +1,309 @@
+//! The SQL of daily spend and period budgets: every read and write of
+//! daily_spend, spend_budget, spend_user_override and spend_reservation, as
+//! cached prepared statements. No rules here. Reservations' holds go
+//! through the budget store (super::super::budget::store).
+
+use crate::spi::{run, Stmt};
+use pgrx::datum::Date;
+use pgrx::pg_sys::{PgBuiltInOids as T, PgOid};
+use pgrx::spi::{SpiClient, SpiResult};
+use spendguard_core::spend::{Period, ReservationStatus};
+
+const TEXT: PgOid = PgOid::BuiltIn(T::TEXTOID);
+const INT8: PgOid = PgOid::BuiltIn(T::INT8OID);
+const DATE: PgOid = PgOid::BuiltIn(T::DATEOID);
+const TIMESTAMPTZ: PgOid = PgOid::BuiltIn(T::TIMESTAMPTZOID);
+
+static UPSERT_DAILY: Stmt = Stmt {
+    sql:
+        "INSERT INTO spendguard.daily_spend AS d (tenant_id, user_id, group_id, day, spend_micros) \
+          VALUES ($1, $2, $3, $4, $5) \
+          ON CONFLICT (tenant_id, user_id, group_id, day) \
+          DO UPDATE SET spend_micros = d.spend_micros + EXCLUDED.spend_micros \
+          RETURNING d.spend_micros",
+    types: &[TEXT, TEXT, TEXT, DATE, INT8],
+};
+
+/// A user's spend in a group over days [$4, $5) (primary key range scan).
+static SPENT: Stmt = Stmt {
+    sql: "SELECT coalesce(sum(spend_micros), 0)::bigint FROM spendguard.daily_spend \
+          WHERE tenant_id = $1 AND user_id = $2 AND group_id = $3 AND day >= $4 AND day < $5",
+    types: &[TEXT, TEXT, TEXT, DATE, DATE],
+};
+
+/// A group's spend from day $3 on (index daily_spend_group).
+static GROUP_SPENT: Stmt = Stmt {
+    sql: "SELECT coalesce(sum(spend_micros), 0)::bigint FROM spendguard.daily_spend \
+          WHERE tenant_id = $1 AND group_id = $2 AND day >= $3",
+    types: &[TEXT, TEXT, DATE],
+};
+
+/// The group budget (limit, period) and the user's override.
+static LIMITS: Stmt = Stmt {
+    sql: "SELECT b.limit_micros, b.period, \
+          (SELECT o.limit_micros FROM spendguard.spend_user_override o \
+           WHERE o.tenant_id = $1 AND o.user_id = $2 AND o.group_id = $3) \
+          FROM (SELECT 1) one LEFT JOIN spendguard.spend_budget b \
+            ON b.tenant_id = $1 AND b.group_id = $3",
+    types: &[TEXT, TEXT, TEXT],
+};
+
+/// Open reservations of a reservation budget that have not expired at $4
+/// (the partial index of open holds with a TTL: reservations always have one).
+static RESERVED: Stmt = Stmt {
+    sql: "SELECT coalesce(sum(remaining_exposure), 0)::bigint FROM spendguard.budget_hold \
+          WHERE tenant_id = $1 AND capability_id = $2 AND grant_index = $3::int4 \
+            AND disposition = 'open' AND expires_at IS NOT NULL AND expires_at > $4",
+    types: &[TEXT, TEXT, INT8, TIMESTAMPTZ],
+};
+
+static SET_BUDGET: Stmt = Stmt {
+    sql: "INSERT INTO spendguard.spend_budget (tenant_id, group_id, limit_micros, period) \
+          VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, group_id) \
+          DO UPDATE SET limit_micros = EXCLUDED.limit_micros, period = EXCLUDED.period, \
+          updated_at = now()",
+    types: &[TEXT, TEXT, INT8, TEXT],
+};
+
+static DROP_BUDGET: Stmt = Stmt {
+    sql: "DELETE FROM spendguard.spend_budget WHERE tenant_id = $1 AND group_id = $2",
+    types: &[TEXT, TEXT],
+};
+
+static SET_OVERRIDE: Stmt = Stmt {
+    sql: "INSERT INTO spendguard.spend_user_override (tenant_id, user_id, group_id, limit_micros) \
+          VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, user_id, group_id) \
+          DO UPDATE SET limit_micros = EXCLUDED.limit_micros, updated_at = now()",
+    types: &[TEXT, TEXT, TEXT, INT8],
+};
+
+static DROP_OVERRIDE: Stmt = Stmt {
+    sql: "DELETE FROM spendguard.spend_user_override \
+          WHERE tenant_id = $1 AND user_id = $2 AND group_id = $3",
+    types: &[TEXT, TEXT, TEXT],
+};
+
+static NEW_RESERVATION: Stmt = Stmt {
+    sql: "INSERT INTO spendguard.spend_reservation \
+          (tenant_id, hold_id, user_id, group_id, day, estimate_micros) \
+          VALUES ($1, $2, $3, $4, $5, $6) \
+          RETURNING (SELECT h.expires_at FROM spendguard.budget_hold h \
+                     WHERE h.tenant_id = $1 AND h.hold_id = $2)",
+    types: &[TEXT, TEXT, TEXT, TEXT, DATE, INT8],
+};
+
+/// A reservation, locked; taken after its hold and budget (lock order:
+/// budget row, hold, reservation).
+static LOCK_RESERVATION: Stmt = Stmt {
+    sql: "SELECT user_id, group_id, day, status FROM spendguard.spend_reservation \
+          WHERE tenant_id = $1 AND hold_id = $2 FOR UPDATE",
+    types: &[TEXT, TEXT],
+};
+
+static CLOSE_RESERVATION: Stmt = Stmt {
+    sql:
+        "UPDATE spendguard.spend_reservation SET status = $3, cost_micros = $4, closed_at = now() \
+          WHERE tenant_id = $1 AND hold_id = $2",
+    types: &[TEXT, TEXT, TEXT, INT8],
+};
+
+static PURGE: Stmt = Stmt {
+    sql: "WITH d AS (DELETE FROM spendguard.daily_spend WHERE tenant_id = $1 AND day < $2 \
+          RETURNING 1) SELECT count(*) FROM d",
+    types: &[TEXT, DATE],
+};
+
+pub fn date(day: i64) -> Date {
+    // SAFETY: any i32 day number is a date; out-of-range ones are rejected
+    // by the caller's arithmetic on real timestamps first.
+    unsafe {
+        Date::from_pg_epoch_days(i32::try_from(day).expect("a date within PostgreSQL's range"))
+    }
+}
+
+fn spi<T>(r: SpiResult<T>) -> T {
+    r.unwrap_or_else(|e| panic!("spendguard: SPI failure: {e}"))
+}
+
+/// A reservation as stored.
+pub struct Reservation {
+    pub user_id: String,
+    pub group_id: String,
+    pub day: i64,
+    pub status: ReservationStatus,
+}
+
+/// Spend storage for one tenant inside one SPI connection.
+pub struct SpendStore<'a, 'c> {
+    pub client: &'a mut SpiClient<'c>,
+    pub tenant: &'a str,
+}
+
+impl SpendStore<'_, '_> {
+    fn one_i64(&mut self, stmt: &'static Stmt, args: &[pgrx::datum::DatumWithOid<'_>]) -> i64 {
+        let t = spi(run(self.client, stmt, args));
+        spi(t.first().get::<i64>(1)).unwrap_or(0)
+    }
+
+    /// Adds `cost` to the user's row of `day`; the row's total after.
+    pub fn upsert_daily(&mut self, user: &str, group: &str, day: i64, cost: i64) -> i64 {
+        let t = self.tenant;
+        self.one_i64(
+            &UPSERT_DAILY,
+            &[
+                t.into(),
+                user.into(),
+                group.into(),
+                date(day).into(),
+                cost.into(),
+            ],
+        )
+    }
+
+    pub fn spent(&mut self, user: &str, group: &str, from: i64, to: i64) -> i64 {
+        let t = self.tenant;
+        self.one_i64(
+            &SPENT,
+            &[
+                t.into(),
+                user.into(),
+                group.into(),
+                date(from).into(),
+                date(to).into(),
+            ],
+        )
+    }
+
+    pub fn group_spent(&mut self, group: &str, from: i64) -> i64 {
+        let t = self.tenant;
+        self.one_i64(&GROUP_SPENT, &[t.into(), group.into(), date(from).into()])
+    }
+
+    /// (group budget, user override).
+    pub fn limits(&mut self, user: &str, group: &str) -> (Option<(i64, Period)>, Option<i64>) {
+        let t = spi(run(
+            self.client,
+            &LIMITS,
+            &[self.tenant.into(), user.into(), group.into()],
+        ));
+        let r = t.first();
+        let limit: Option<i64> = spi(r.get(1));
+        let period: Option<String> = spi(r.get(2));
+        let group_budget = limit
+            .zip(period)
+            .map(|(l, p)| (l, Period::parse(&p).expect("a CHECK keeps periods valid")));
+        (group_budget, spi(r.get(3)))
+    }
+
+    pub fn reserved(&mut self, budget: &str, period_start: i64, now: i64) -> i64 {
+        let t = self.tenant;
+        let now =
+            pgrx::datum::TimestampWithTimeZone::try_from(now).expect("now() is a timestamptz");
+        self.one_i64(
+            &RESERVED,
+            &[t.into(), budget.into(), period_start.into(), now.into()],
+        )
+    }
+
+    pub fn set_budget(&mut self, group: &str, limit: Option<(i64, Period)>) {
+        match limit {
+            Some((l, p)) => spi(run(
+                self.client,
+                &SET_BUDGET,
+                &[
+                    self.tenant.into(),
+                    group.into(),
+                    l.into(),
+                    p.as_str().into(),
+                ],
+            )),
+            None => spi(run(
+                self.client,
+                &DROP_BUDGET,
+                &[self.tenant.into(), group.into()],
+            )),
+        };
+    }
+
+    pub fn set_override(&mut self, user: &str, group: &str, limit: Option<i64>) {
+        match limit {
+            Some(l) => spi(run(
+                self.client,
+                &SET_OVERRIDE,
+                &[self.tenant.into(), user.into(), group.into(), l.into()],
+            )),
+            None => spi(run(
+                self.client,
+                &DROP_OVERRIDE,
+                &[self.tenant.into(), user.into(), group.into()],
+            )),
+        };
+    }
+
+    /// Records a new reservation of the hold just opened; returns the
+    /// hold's expires_at.
+    pub fn new_reservation(
+        &mut self,
+        hold_id: &str,
+        user: &str,
+        group: &str,
+        day: i64,
+        estimate: i64,
+    ) -> pgrx::datum::TimestampWithTimeZone {
+        let t = spi(run(
+            self.client,
+            &NEW_RESERVATION,
+            &[
+                self.tenant.into(),
+                hold_id.into(),
+                user.into(),
+                group.into(),
+                date(day).into(),
+                estimate.into(),
+            ],
+        ));
+        spi(t.first().get(1)).expect("a reservation's hold has a TTL")
+    }
+
+    pub fn lock_reservation(&mut self, hold_id: &str) -> Option<Reservation> {
+        let t = spi(run(
+            self.client,
+            &LOCK_RESERVATION,
+            &[self.tenant.into(), hold_id.into()],
+        ));
+        if t.is_empty() {
+            return None;
+        }
+        let r = t.first();
+        let day: Date = spi(r.get(3)).expect("day is NOT NULL");
+        Some(Reservation {
+            user_id: spi(r.get(1)).unwrap_or_default(),
+            group_id: spi(r.get(2)).unwrap_or_default(),
+            day: i64::from(day.to_pg_epoch_days()),
+            status: ReservationStatus::parse(&spi(r.get::<String>(4)).unwrap_or_default()),
+        })
+    }
+
+    pub fn close_reservation(
+        &mut self,
+        hold_id: &str,
+        status: ReservationStatus,
+        cost: Option<i64>,
+    ) {
+        spi(run(
+            self.client,
+            &CLOSE_RESERVATION,
+            &[
+                self.tenant.into(),
+                hold_id.into(),
+                status.as_str().into(),
+                cost.into(),
+            ],
+        ));
+    }
+
+    pub fn purge(&mut self, before: i64) -> i64 {
+        let t = self.tenant;
+        self.one_i64(&PURGE, &[t.into(), date(before).into()])
+    }
+}

@@ -1,0 +1,199 @@
+//! The operations of SPEC.md §3: validate, lock the cap, sum the window,
+//! decide with spendguard_core::usage, record.
+
+use super::store::{NewUsage, UsageStore};
+use pgrx::datum::{Interval, TimestampWithTimeZone, Uuid};
+use pgrx::spi::Spi;
+use spendguard_core::usage;
+use spendguard_core::{validate, Error, Result};
+
+/// `spendguard.usage_cap`: allowed, used in the window, remaining.
+pub struct Cap {
+    pub allowed: bool,
+    pub used: i64,
+    pub remaining: i64,
+}
+
+fn with_store<R>(tenant: &str, f: impl FnOnce(&mut UsageStore<'_, '_>) -> Result<R>) -> Result<R> {
+    Spi::connect_mut(|client| {
+        let mut db = UsageStore { client, tenant };
+        f(&mut db)
+    })
+}
+
+fn window(v: Option<Interval>) -> Result<Interval> {
+    let w = validate::required("time_window", v)?;
+    validate::opt_ttl("time_window", Some(w.as_micros()))?;
+    Ok(w)
+}
+
+fn principal(kind: Option<String>, id: Option<String>) -> Result<(String, String)> {
+    let kind = validate::required("principal_kind", kind)?;
+    usage::principal_kind("principal_kind", &kind)?;
+    Ok((kind, validate::id("principal_id", id)?))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn record(
+    integration_id: Option<String>,
+    principal_kind: Option<String>,
+    principal_id: Option<String>,
+    input_tokens: Option<i64>,
+    output_tokens: Option<i64>,
+    model: Option<String>,
+    conversation_id: Option<String>,
+    at: Option<TimestampWithTimeZone>,
+) -> Result<Uuid> {
+    let integration = validate::id("integration_id", integration_id)?;
+    let (kind, id) = principal(principal_kind, principal_id)?;
+    let input = validate::amount("input_tokens", input_tokens)?;
+    let output = validate::amount("output_tokens", output_tokens)?;
+    usage::tokens(input, output)?;
+    let model = validate::opt_id("model", model)?;
+    let conversation = validate::opt_id("conversation_id", conversation_id)?;
+    let at = validate::required("at", at)?;
+    let tenant = crate::tenant::current()?;
+    with_store(&tenant, |db| {
+        Ok(db.record(&NewUsage {
+            integration_id: &integration,
+            principal_kind: &kind,
+            principal_id: &id,
+            input_tokens: input,
+            output_tokens: output,
+            model: model.as_deref(),
+            conversation_id: conversation.as_deref(),
+            at,
+        }))
+    })
+}
+
+fn exceeded(what: String, used: i64, budget: i64, extra: i64) -> Error {
+    Error::CapExceeded(format!(
+        "{what} exceeded: {used} used of {budget} in the window{}",
+        if extra > 0 {
+            format!(", {extra} more asked")
+        } else {
+            String::new()
+        }
+    ))
+}
+
+/// `usage_cap_check` (and `_enforce`): reads the window, locks nothing.
+pub fn check(
+    integration_id: Option<String>,
+    principal_kind: Option<String>,
+    principal_id: Option<String>,
+    token_budget: Option<i64>,
+    time_window: Option<Interval>,
+    enforce: bool,
+) -> Result<Cap> {
+    let integration = validate::id("integration_id", integration_id)?;
+    let (kind, id) = principal(principal_kind, principal_id)?;
+    let budget = validate::amount("token_budget", token_budget)?;
+    let window = window(time_window)?;
+    let tenant = crate::tenant::current()?;
+    let used = with_store(&tenant, |db| {
+        Ok(db.window_tokens([&integration, &kind, &id], window))
+    })?;
+    let (allowed, remaining) = usage::check(used, budget);
+    if enforce && !allowed {
+        return Err(exceeded(
+            format!("token cap of {kind} \"{id}\" on integration \"{integration}\""),
+            used,
+            budget,
+            0,
+        ));
+    }
+    Ok(Cap {
+        allowed,
+        used,
+        remaining,
+    })
+}
+
+/// `usage_cap_charge`: under the cap's lock, records `tokens` when
+/// `used + tokens <= token_budget`; the result shows the window after.
+pub fn charge(
+    integration_id: Option<String>,
+    principal_kind: Option<String>,
+    principal_id: Option<String>,
+    tokens: Option<i64>,
+    token_budget: Option<i64>,
+    time_window: Option<Interval>,
+) -> Result<Cap> {
+    let integration = validate::id("integration_id", integration_id)?;
+    let (kind, id) = principal(principal_kind, principal_id)?;
+    let tokens = validate::amount("tokens", tokens)?;
+    let budget = validate::amount("token_budget", token_budget)?;
+    let window = window(time_window)?;
+    let tenant = crate::tenant::current()?;
+    with_store(&tenant, |db| {
+        db.lock(usage::lock_key(
+            &tenant,
+            "usage",
+            &[&integration, &kind, &id],
+        ));
+        let used = db.window_tokens([&integration, &kind, &id], window);
+        let allowed = usage::charge_fits(used, tokens, budget);
+        let used = if allowed {
+            db.record(&NewUsage {
+                integration_id: &integration,
+                principal_kind: &kind,
+                principal_id: &id,
+                input_tokens: tokens,
+                output_tokens: 0,
+                model: None,
+                conversation_id: None,
+                at: now(),
+            });
+            used + tokens
+        } else {
+            used
+        };
+        Ok(Cap {
+            allowed,
+            used,
+            remaining: budget.saturating_sub(used).max(0),
+        })
+    })
+}
+
+/// `call_cap_charge`: N calls of a tool per window per principal, under the
+/// cap's lock; the result shows the window after.
+pub fn call_charge(
+    principal_kind: Option<String>,
+    principal_id: Option<String>,
+    tool_name: Option<String>,
+    max_calls: Option<i64>,
+    time_window: Option<Interval>,
+) -> Result<Cap> {
+    let (kind, id) = principal(principal_kind, principal_id)?;
+    let tool = validate::id("tool_name", tool_name)?;
+    let max = validate::amount("max_calls", max_calls)?;
+    let window = window(time_window)?;
+    let tenant = crate::tenant::current()?;
+    with_store(&tenant, |db| {
+        db.lock(usage::lock_key(&tenant, "calls", &[&kind, &id, &tool]));
+        let used = db.window_calls([&kind, &id, &tool], window);
+        let allowed = usage::charge_fits(used, 1, max);
+        if allowed {
+            db.record_call([&kind, &id, &tool]);
+        }
+        let used = used + i64::from(allowed);
+        Ok(Cap {
+            allowed,
+            used,
+            remaining: max.saturating_sub(used).max(0),
+        })
+    })
+}
+
+pub fn purge(before: Option<TimestampWithTimeZone>) -> Result<i64> {
+    let before = validate::required("before", before)?;
+    let tenant = crate::tenant::current()?;
+    with_store(&tenant, |db| Ok(db.purge(before)))
+}
+
+fn now() -> TimestampWithTimeZone {
+    TimestampWithTimeZone::try_from(crate::budget::ops::now()).expect("now() is a timestamptz")
+}

@@ -1,0 +1,158 @@
+//! The SQL of rolling-window caps: every read and write of usage_event and
+//! call_event, as cached prepared statements. No rules here.
+
+use crate::spi::{run, Stmt};
+use pgrx::datum::{DatumWithOid, Interval, TimestampWithTimeZone};
+use pgrx::pg_sys::{PgBuiltInOids as T, PgOid};
+use pgrx::spi::{SpiClient, SpiResult};
+
+const TEXT: PgOid = PgOid::BuiltIn(T::TEXTOID);
+const INT8: PgOid = PgOid::BuiltIn(T::INT8OID);
+const INTERVAL: PgOid = PgOid::BuiltIn(T::INTERVALOID);
+const TIMESTAMPTZ: PgOid = PgOid::BuiltIn(T::TIMESTAMPTZOID);
+
+/// Tokens in the trailing window: a range scan of usage_event_window
+/// (tests/pg_regress/sql/usage.sql shows the plan with 1M rows).
+pub static WINDOW_TOKENS: Stmt = Stmt {
+    sql: "SELECT coalesce(sum(input_tokens + output_tokens), 0)::bigint \
+          FROM spendguard.usage_event \
+          WHERE tenant_id = $1 AND integration_id = $2 AND principal_kind = $3 \
+            AND principal_id = $4 AND at > now() - $5",
+    types: &[TEXT, TEXT, TEXT, TEXT, INTERVAL],
+};
+
+/// Calls in the trailing window: a range scan of call_event_window.
+pub static WINDOW_CALLS: Stmt = Stmt {
+    sql: "SELECT count(*) FROM spendguard.call_event \
+          WHERE tenant_id = $1 AND principal_kind = $2 AND principal_id = $3 \
+            AND tool_name = $4 AND at > now() - $5",
+    types: &[TEXT, TEXT, TEXT, TEXT, INTERVAL],
+};
+
+static RECORD_USAGE: Stmt = Stmt {
+    sql: "INSERT INTO spendguard.usage_event (tenant_id, integration_id, principal_kind, \
+          principal_id, input_tokens, output_tokens, model, conversation_id, at) \
+          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+    types: &[TEXT, TEXT, TEXT, TEXT, INT8, INT8, TEXT, TEXT, TIMESTAMPTZ],
+};
+
+static RECORD_CALL: Stmt = Stmt {
+    sql: "INSERT INTO spendguard.call_event (tenant_id, principal_kind, principal_id, tool_name) \
+          VALUES ($1, $2, $3, $4)",
+    types: &[TEXT, TEXT, TEXT, TEXT],
+};
+
+/// One cap's decisions are made one at a time: a transaction-scoped
+/// advisory lock on a 64-bit digest of the cap's key (nothing to write,
+/// released at commit or rollback, fine behind a transaction pooler).
+static LOCK_CAP: Stmt = Stmt {
+    sql: "SELECT pg_advisory_xact_lock($1)",
+    types: &[INT8],
+};
+
+static PURGE: Stmt = Stmt {
+    sql: "WITH u AS (DELETE FROM spendguard.usage_event WHERE tenant_id = $1 AND at < $2 RETURNING 1), \
+          c AS (DELETE FROM spendguard.call_event WHERE tenant_id = $1 AND at < $2 RETURNING 1) \
+          SELECT (SELECT count(*) FROM u) + (SELECT count(*) FROM c)",
+    types: &[TEXT, TIMESTAMPTZ],
+};
+
+fn spi<T>(r: SpiResult<T>) -> T {
+    r.unwrap_or_else(|e| panic!("spendguard: SPI failure: {e}"))
+}
+
+/// What a use records.
+pub struct NewUsage<'a> {
+    pub integration_id: &'a str,
+    pub principal_kind: &'a str,
+    pub principal_id: &'a str,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub model: Option<&'a str>,
+    pub conversation_id: Option<&'a str>,
+    pub at: TimestampWithTimeZone,
+}
+
+/// Usage storage for one tenant inside one SPI connection.
+pub struct UsageStore<'a, 'c> {
+    pub client: &'a mut SpiClient<'c>,
+    pub tenant: &'a str,
+}
+
+impl UsageStore<'_, '_> {
+    fn one(&mut self, stmt: &'static Stmt, args: &[DatumWithOid<'_>]) -> i64 {
+        let t = spi(run(self.client, stmt, args));
+        spi(t.first().get::<i64>(1)).unwrap_or(0)
+    }
+
+    /// (key, window) → tokens used in it.
+    pub fn window_tokens(&mut self, key: [&str; 3], window: Interval) -> i64 {
+        let t = self.tenant;
+        self.one(
+            &WINDOW_TOKENS,
+            &[
+                t.into(),
+                key[0].into(),
+                key[1].into(),
+                key[2].into(),
+                window.into(),
+            ],
+        )
+    }
+
+    /// (principal kind, principal id, tool) → calls in the window.
+    pub fn window_calls(&mut self, key: [&str; 3], window: Interval) -> i64 {
+        let t = self.tenant;
+        self.one(
+            &WINDOW_CALLS,
+            &[
+                t.into(),
+                key[0].into(),
+                key[1].into(),
+                key[2].into(),
+                window.into(),
+            ],
+        )
+    }
+
+    pub fn record(&mut self, u: &NewUsage<'_>) -> pgrx::datum::Uuid {
+        let t = spi(run(
+            self.client,
+            &RECORD_USAGE,
+            &[
+                self.tenant.into(),
+                u.integration_id.into(),
+                u.principal_kind.into(),
+                u.principal_id.into(),
+                u.input_tokens.into(),
+                u.output_tokens.into(),
+                u.model.into(),
+                u.conversation_id.into(),
+                u.at.into(),
+            ],
+        ));
+        spi(t.first().get::<pgrx::datum::Uuid>(1)).expect("id is NOT NULL")
+    }
+
+    pub fn record_call(&mut self, key: [&str; 3]) {
+        spi(run(
+            self.client,
+            &RECORD_CALL,
+            &[
+                self.tenant.into(),
+                key[0].into(),
+                key[1].into(),
+                key[2].into(),
+            ],
+        ));
+    }
+
+    pub fn lock(&mut self, digest: i64) {
+        spi(run(self.client, &LOCK_CAP, &[digest.into()]));
+    }
+
+    pub fn purge(&mut self, before: TimestampWithTimeZone) -> i64 {
+        let t = self.tenant;
+        self.one(&PURGE, &[t.into(), before.into()])
+    }
+}
