@@ -322,15 +322,27 @@ pub fn assert_verified(c: &mut Client) {
     assert!(rows.is_empty(), "verify() found: {rows:#?}");
 }
 
-/// Everything the tenant of `c` can see, as text: to assert "nothing changed".
+/// Every row of every spendguard table that belongs to the tenant of `c`,
+/// as text: to assert "nothing changed". (The tests connect as a superuser,
+/// whom row level security does not filter, so the tenant is filtered here.)
 pub fn snapshot(c: &mut Client) -> Vec<String> {
+    let tables: Vec<String> = c
+        .query(
+            "SELECT c.relname::text FROM pg_class c \
+             WHERE c.relnamespace = 'spendguard'::regnamespace AND c.relkind = 'r' ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     let mut out = Vec::new();
-    for q in [
-        "SELECT format('%s', u) FROM spendguard.budget_usages(1000000) u ORDER BY 1",
-        "SELECT format('%s', h) FROM spendguard.budget_holds(1000000) h ORDER BY 1",
-        "SELECT format('%s', e) FROM spendguard.budget_events(1000000) e ORDER BY 1",
-    ] {
-        for r in c.query(q, &[]).unwrap() {
+    for t in tables {
+        let q = format!(
+            "SELECT format('{t} %s', x) FROM spendguard.{t} x \
+             WHERE x.tenant_id = spendguard.current_tenant() ORDER BY 1"
+        );
+        for r in c.query(&q, &[]).unwrap() {
             out.push(r.get(0));
         }
     }
