@@ -1,10 +1,10 @@
 //! The operations of SPEC.md §2: validate, lock, decide with the pure rules
 //! of spendguard_core::spend, write. Reservations are §1 holds on a budget
 //! per user, group and period (spend::reservation_budget), so their
-//! exposure, TTL, expiry, events and verify() are §1's.
+//! exposure, TTL, expiry, sweep, events and verify() are §1's.
 
 use super::store::SpendStore;
-use crate::budget::ops::{expire_budget_holds, guarantee_level, now};
+use crate::budget::ops::{guarantee_level, now};
 use crate::budget::store::{hold_exists, HoldWrite, NewEvent, Store};
 use pgrx::datum::{Interval, TimestampWithTimeZone};
 use pgrx::spi::Spi;
@@ -171,12 +171,11 @@ fn limit_at(
 
 /// Locks the reservation budget of a user, group and period (creating it
 /// at zero), so that its charges and reservations are decided one at a
-/// time; then reads the period's spend. Returns the budget's usage (its
-/// exposure is the open reservations), whether `new_hold` is taken, and the
-/// spend. When `fits(spend + reserved)` is false, the budget's due
-/// reservations are expired first (the lazy expiry of §1: the common path
-/// pays nothing for it).
-#[allow(clippy::too_many_arguments)]
+/// time; then reads the period's spend and its open, unexpired
+/// reservations. An expired reservation stops counting at `expires_at`
+/// whether or not a sweep has closed its hold yet; a budget with no
+/// exposure at all has none to count.
+/// Returns whether `new_hold` is taken, the spend and the reserved sum.
 fn lock_period(
     db: &mut SpendStore<'_, '_>,
     user: &str,
@@ -184,16 +183,16 @@ fn lock_period(
     start: i64,
     end: i64,
     new_hold: Option<&str>,
-    fits: impl Fn(i64) -> bool,
-) -> Result<(Usage, bool, i64)> {
+) -> (Usage, bool, i64, i64) {
     let key = spend::reservation_budget(user, group);
-    let grant = grant_of(start);
-    let (mut usage, taken) = budgets(db).lock_usage(&key, grant, new_hold);
+    let (usage, taken) = budgets(db).lock_usage(&key, grant_of(start), new_hold);
     let spent = db.spent(user, group, start, end);
-    if !taken && !fits(spent.saturating_add(usage.exposed)) {
-        usage = expire_budget_holds(&mut budgets(db), &key, grant, usage, now(), i64::MAX)?.0;
-    }
-    Ok((usage, taken, spent))
+    let reserved = if usage.exposed == 0 {
+        0
+    } else {
+        db.reserved(&key, start, now())
+    };
+    (usage, taken, spent, reserved)
 }
 
 /// The reservation budget's grant_index: the period's first day.
@@ -246,10 +245,8 @@ pub fn charge(
     let tenant = crate::tenant::current()?;
     let d = with_store(&tenant, |db| {
         let (limit, start, end) = limit_at(db, &user, &group, day);
-        let (usage, _, spent) = lock_period(db, &user, &group, start, end, None, |t| {
-            spend::fits(t, cost, limit)
-        })?;
-        let counted = spend::total(spent, usage.exposed, "spend")?;
+        let (_, _, spent, reserved) = lock_period(db, &user, &group, start, end, None);
+        let counted = spend::total(spent, reserved, "spend")?;
         let allowed = spend::fits(counted, cost, limit);
         let counted = if allowed {
             db.upsert_daily(&user, &group, day, cost);
@@ -302,15 +299,13 @@ pub fn reserve(
     let tenant = crate::tenant::current()?;
     with_store(&tenant, |db| {
         let (limit, start, end) = limit_at(db, &user, &group, day);
-        let (usage, taken, spent) =
-            lock_period(db, &user, &group, start, end, Some(&hold_id), |t| {
-                spend::fits(t, estimate, limit)
-            })?;
+        let (usage, taken, spent, reserved) =
+            lock_period(db, &user, &group, start, end, Some(&hold_id));
         if taken {
             return Err(hold_exists(&hold_id));
         }
         let key = spend::reservation_budget(&user, &group);
-        let counted = spend::total(spent, usage.exposed, "spend")?;
+        let counted = spend::total(spent, reserved, "spend")?;
         let allowed = spend::fits(counted, estimate, limit);
         let grant = grant_of(start);
         let after = match budget::authorize(usage, &budget::Limits::default(), estimate)? {
@@ -338,7 +333,11 @@ pub fn reserve(
         )?;
         let expires_at =
             allowed.then(|| db.new_reservation(&hold_id, &user, &group, day, estimate));
-        let reserved = after.exposed;
+        let reserved = if allowed {
+            spend::total(reserved, estimate, "reserved")?
+        } else {
+            reserved
+        };
         Ok(ReserveDecision {
             allowed,
             spent_micros: spent,

@@ -190,6 +190,11 @@ pub fn call_charge(
 
 pub fn purge(before: Option<TimestampWithTimeZone>) -> Result<i64> {
     let before = validate::required("before", before)?;
+    if !before.is_finite() {
+        return Err(Error::InvalidParameter(
+            "before must be a finite time".into(),
+        ));
+    }
     let tenant = crate::tenant::current()?;
     with_store(&tenant, |db| Ok(db.purge(before)))
 }

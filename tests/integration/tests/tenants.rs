@@ -153,3 +153,96 @@ fn plain_roles_have_no_access_until_granted() {
     ))
     .unwrap();
 }
+
+/// Spend, reservations and caps (SPEC §2, §3): every reader and writer of
+/// tenant B sees nothing tenant A wrote, and cannot touch it.
+#[test]
+fn spend_and_caps_stay_in_their_tenant() {
+    let (ta, tb) = (uniq("ta"), uniq("tb"));
+    let mut a = connect(&ta);
+    let mut b = connect(&tb);
+    a.batch_execute(
+        "SELECT spendguard.spend_upsert_daily('u', 'g', now(), 500); \
+         SELECT spendguard.spend_set_group_budget('g', 600, 'day'); \
+         SELECT spendguard.spend_set_user_override('u', 'g', 700); \
+         SELECT spendguard.spend_reserve('u', 'g', 100, 'ra'); \
+         SELECT spendguard.usage_record('i', 'user', 'u', 10, 10); \
+         SELECT spendguard.call_cap_charge('user', 'u', 't', 1, '1 hour')",
+    )
+    .unwrap();
+    assert!(snapshot(&mut b).is_empty());
+    for (q, want) in [
+        (
+            "SELECT spendguard.spend_since('u', 'g', now() - interval '1 day')",
+            0i64,
+        ),
+        (
+            "SELECT spendguard.spend_group_since('g', now() - interval '1 day')",
+            0,
+        ),
+        (
+            "SELECT spent_micros FROM spendguard.spend_check('u', 'g', 1)",
+            0,
+        ),
+        (
+            "SELECT coalesce(limit_micros, -1) FROM spendguard.spend_check('u', 'g', 1)",
+            -1,
+        ),
+        (
+            "SELECT used FROM spendguard.usage_cap_check('i', 'user', 'u', 100, '1 hour')",
+            0,
+        ),
+        (
+            "SELECT used FROM spendguard.call_cap_charge('user', 'u', 't', 1, '1 hour')",
+            1,
+        ),
+        (
+            "SELECT reserved_micros FROM spendguard.spend_reserve('u', 'g', 1, 'rb')",
+            1,
+        ),
+        ("SELECT spendguard.spend_purge('9999-12-31')", 0),
+        ("SELECT spendguard.usage_purge('9999-12-31')", 1),
+        ("SELECT count(*) FROM spendguard.verify()", 0),
+    ] {
+        let got: i64 = b.query_one(q, &[]).unwrap().get(0);
+        assert_eq!(got, want, "tenant B through {q}");
+    }
+    for q in [
+        "SELECT spendguard.spend_settle('ra', 1)",
+        "SELECT spendguard.spend_cancel('ra')",
+    ] {
+        let e = b.batch_execute(q).unwrap_err();
+        assert_eq!(sqlstate(&e), "SG001", "{q}");
+    }
+    // A's state is as A left it
+    for (q, want) in [
+        (
+            "SELECT spendguard.spend_since('u', 'g', now() - interval '1 day')",
+            500i64,
+        ),
+        (
+            "SELECT spent_micros FROM spendguard.spend_check('u', 'g', 1)",
+            600,
+        ),
+        (
+            "SELECT limit_micros FROM spendguard.spend_check('u', 'g', 1)",
+            700,
+        ),
+        (
+            "SELECT used FROM spendguard.usage_cap_check('i', 'user', 'u', 100, '1 hour')",
+            20,
+        ),
+        (
+            "SELECT used FROM spendguard.call_cap_charge('user', 'u', 't', 1, '1 hour')",
+            1,
+        ),
+        (
+            "SELECT spend_micros FROM spendguard.spend_settle('ra', 50)",
+            550,
+        ),
+        ("SELECT count(*) FROM spendguard.verify()", 0),
+    ] {
+        let got: i64 = a.query_one(q, &[]).unwrap().get(0);
+        assert_eq!(got, want, "tenant A through {q}");
+    }
+}

@@ -194,6 +194,7 @@ fn bad_usage_input_is_refused_and_changes_nothing() {
         ("SELECT spendguard.call_cap_charge('user', 'p', 't', -1, '1 hour')".into(), "22023"),
         (format!("SELECT spendguard.call_cap_charge('user', 'p', '{long}', 1, '1 hour')"), "22023"),
         ("SELECT spendguard.usage_purge(NULL)".into(), "22004"),
+        ("SELECT spendguard.usage_purge('infinity')".into(), "22023"),
     ];
     for (sql, code) in cases {
         let before = snapshot(&mut c);
