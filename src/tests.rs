@@ -47,4 +47,40 @@ mod tests {
     fn guarantee_level_is_single_node_without_standbys() {
         assert_eq!(crate::budget::ops::guarantee_level(), "single_node_atomic");
     }
+
+    /// The window sum the caps run (the statement constant itself, not a
+    /// copy) stays an index range scan with a million rows in the table.
+    #[pg_test]
+    fn the_window_sum_is_an_index_range_scan_with_a_million_rows() {
+        Spi::run(
+            "INSERT INTO spendguard.usage_event (tenant_id, integration_id, principal_kind, \
+             principal_id, input_tokens, output_tokens, at) \
+             SELECT 't', 'i', 'user', 'p' || (g % 1000), 1, 1, now() - (g % 86400) * interval '1 second' \
+             FROM generate_series(1, 1000000) g",
+        )
+        .unwrap();
+        Spi::run("ANALYZE spendguard.usage_event").unwrap();
+        Spi::run("SET plan_cache_mode = force_generic_plan").unwrap();
+        Spi::run(&format!(
+            "PREPARE w(text, text, text, text, interval) AS {}",
+            crate::usage::store::WINDOW_TOKENS.sql
+        ))
+        .unwrap();
+        let plan: Vec<String> = Spi::connect(|c| {
+            c.select(
+                "EXPLAIN (COSTS OFF) EXECUTE w('t', 'i', 'user', 'p7', '1 hour')",
+                None,
+                &[],
+            )
+            .unwrap()
+            .map(|r| r.get::<String>(1).unwrap().unwrap())
+            .collect()
+        });
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("Index Only Scan using usage_event_window"),
+            "{plan}"
+        );
+        assert!(!plan.contains("Seq Scan"), "{plan}");
+    }
 }
