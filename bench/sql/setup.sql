@@ -17,3 +17,23 @@ SELECT spendguard.budget_authorize_hold('hot', 0, 0);
 INSERT INTO spendguard.budget_usage (tenant_id, capability_id, grant_index)
 SELECT 'floor', capability_id, grant_index FROM spendguard.budget_usage WHERE tenant_id = 'default';
 VACUUM ANALYZE;
+-- §2/§3 workloads: budgets in both tenants (high enough never to deny),
+-- the users' period budget rows, and 1M usage rows (half per tenant) over
+-- 10,000 principals within the window
+DROP TABLE IF EXISTS bench_daily;
+CREATE TABLE bench_daily (key int, day date, spend bigint NOT NULL, PRIMARY KEY (key, day));
+SELECT spendguard.spend_set_group_budget('g', 9000000000000000000, 'day');
+INSERT INTO spendguard.spend_budget (tenant_id, group_id, limit_micros, period)
+VALUES ('floor', 'g', 9000000000000000000, 'day');
+SELECT count(spendguard.spend_charge('u' || k, 'g', 0)) FROM generate_series(1, 10000) k;
+SELECT spendguard.spend_charge('hot', 'g', 0);
+INSERT INTO spendguard.budget_usage (tenant_id, capability_id, grant_index)
+SELECT 'floor', 'spendu' || k, 0 FROM generate_series(1, 10000) k
+UNION ALL SELECT 'floor', 'spendhot', 0;
+INSERT INTO spendguard.daily_spend (tenant_id, user_id, group_id, day, spend_micros)
+SELECT 'floor', user_id, group_id, day, 0 FROM spendguard.daily_spend WHERE tenant_id = 'default';
+INSERT INTO spendguard.usage_event (tenant_id, integration_id, principal_kind, principal_id,
+                                    input_tokens, output_tokens, at)
+SELECT t, 'chat', 'user', 'p' || (g % 10000 + 1), 1, 1, now() - (g % 3000) * interval '1 second'
+FROM generate_series(1, 500000) g, (VALUES ('default'), ('floor')) v(t);
+VACUUM ANALYZE;

@@ -1,0 +1,1 @@
+SELECT allowed FROM spendguard.spend_charge('hot', 'g', 1);

@@ -1,0 +1,3 @@
+\set r random(1, 9000000000000000000)
+SELECT allowed FROM spendguard.spend_reserve('hot', 'g', 5, :client_id || '-' || :r);
+SELECT spend_micros FROM spendguard.spend_settle(:client_id || '-' || :r, 3);
