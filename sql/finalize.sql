@@ -64,6 +64,46 @@ LANGUAGE sql STABLE AS $$
   ORDER BY latest.event_seq
 $$;
 
+-- Proposals and the tool-call audit log (SPEC §4): readers; the row type
+-- has no nonce material (the nonce hash lives in proposal_secret).
+CREATE FUNCTION spendguard.proposal_get(id uuid)
+RETURNS SETOF spendguard.tool_call
+LANGUAGE sql STABLE AS $$
+  SELECT * FROM spendguard.tool_call t
+  WHERE t.tenant_id = spendguard.current_tenant() AND t.id = $1
+$$;
+
+-- The audit log, newest first, filtered by principal, tool, status and conversation.
+CREATE FUNCTION spendguard.tool_calls(
+  lim integer DEFAULT 100, principal_kind text DEFAULT NULL, principal_id text DEFAULT NULL,
+  tool_name text DEFAULT NULL, status text DEFAULT NULL, conversation_id text DEFAULT NULL)
+RETURNS SETOF spendguard.tool_call
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  PERFORM spendguard.check_id('principal_id', $3);
+  PERFORM spendguard.check_id('tool_name', $4);
+  PERFORM spendguard.check_id('conversation_id', $6);
+  IF $2 IS NOT NULL AND $2 NOT IN ('user', 'application') THEN
+    RAISE EXCEPTION 'invalid principal_kind: "%" (expected user, application)', $2
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF $5 IS NOT NULL AND $5 NOT IN ('executed', 'failed', 'proposed', 'applied', 'rejected', 'expired') THEN
+    RAISE EXCEPTION 'invalid tool call status: "%" (expected executed, failed, proposed, applied, rejected or expired)', $5
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN QUERY
+    SELECT * FROM spendguard.tool_call t
+    WHERE t.tenant_id = spendguard.current_tenant()
+      AND ($2 IS NULL OR t.principal_kind = $2)
+      AND ($3 IS NULL OR t.principal_id = $3)
+      AND ($4 IS NULL OR t.tool_name = $4)
+      AND ($5 IS NULL OR t.status = $5)
+      AND ($6 IS NULL OR t.conversation_id = $6)
+    ORDER BY t.created_at DESC, t.id
+    LIMIT $1;
+END
+$$;
+
 -- Security (SPEC §5) -------------------------------------------------------
 -- Callers change state only through the functions: every function that
 -- touches the tables runs as the extension owner with a pinned search_path.
@@ -170,3 +210,19 @@ COMMENT ON FUNCTION spendguard.call_cap_charge IS
   'Atomically count one call of a tool by a principal when fewer than max_calls are in the trailing window';
 COMMENT ON FUNCTION spendguard.usage_purge IS
   'Delete the current tenant''s usage and call events recorded before a time; returns how many';
+
+-- Proposals and the tool-call audit log (SPEC §4)
+COMMENT ON FUNCTION spendguard.canonical_json IS
+  'JSON text with keys sorted (by UTF-8 bytes) at every level, no insignificant whitespace, numbers as jsonb prints them';
+COMMENT ON FUNCTION spendguard.args_hash IS 'Lowercase hex SHA-256 of spendguard.canonical_json';
+COMMENT ON FUNCTION spendguard.proposal_create IS
+  'Propose a tool call: returns a single-use token propose:<id>.<nonce> (only the nonce''s hash is stored), or duplicate_of an identical proposal in flight';
+COMMENT ON FUNCTION spendguard.proposal_consume IS
+  'Apply a proposal once: SG010 bad token, SG011 expired, SG012 already closed, SG013 other arguments; stamps the applier';
+COMMENT ON FUNCTION spendguard.proposal_reject IS 'Reject a proposal by its token; stamps who rejected it';
+COMMENT ON FUNCTION spendguard.proposal_get IS 'One tool call or proposal of the current tenant by id (no nonce material), or no row';
+COMMENT ON FUNCTION spendguard.proposal_expire_stale IS
+  'Mark the current tenant''s proposals past expires_at as expired (kept as history); returns how many';
+COMMENT ON FUNCTION spendguard.tool_call_record IS 'Audit a directly executed or failed tool call; returns its id';
+COMMENT ON FUNCTION spendguard.tool_calls IS
+  'The tool-call audit log of the current tenant, newest first, filtered by principal, tool, status and conversation';

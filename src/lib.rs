@@ -6,6 +6,8 @@ use pgrx::prelude::*;
 
 mod budget;
 mod error;
+mod jsonb;
+mod proposal;
 mod result;
 mod spend;
 mod spi;
@@ -17,6 +19,7 @@ mod usage;
 pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
 pgrx::extension_sql_file!("../sql/spend.sql", name = "spend_schema");
 pgrx::extension_sql_file!("../sql/usage.sql", name = "usage_schema");
+pgrx::extension_sql_file!("../sql/proposal.sql", name = "proposal_schema");
 pgrx::extension_sql_file!(
     "../sql/verify.sql",
     name = "verify",

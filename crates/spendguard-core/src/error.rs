@@ -30,6 +30,15 @@ pub enum Error {
     Fencing(String),
     /// SG006: a budget invariant would break.
     BudgetInvariant(String),
+    /// SG010: a proposal token is malformed, unknown or carries the wrong
+    /// nonce: one variant and one message for all three (no oracle).
+    TokenInvalid,
+    /// SG011: the proposal expired.
+    ProposalExpired { id: String },
+    /// SG012: the proposal was already applied, rejected or otherwise closed.
+    ProposalClosed { id: String, status: String },
+    /// SG013: the arguments differ from the proposed ones.
+    ProposalArgsMismatch { id: String },
     /// SG020: a spend or usage cap is exceeded (the `*_enforce` functions).
     CapExceeded(String),
     /// SG030: `spendguard.require_tenant` is on and no tenant is set.
@@ -51,6 +60,10 @@ impl Error {
             Error::IdempotencyConflict { .. } => "SG004",
             Error::Fencing(_) => "SG005",
             Error::BudgetInvariant(_) => "SG006",
+            Error::TokenInvalid => "SG010",
+            Error::ProposalExpired { .. } => "SG011",
+            Error::ProposalClosed { .. } => "SG012",
+            Error::ProposalArgsMismatch { .. } => "SG013",
             Error::CapExceeded(_) => "SG020",
             Error::TenantRequired => "SG030",
         }
@@ -76,6 +89,14 @@ impl Error {
             Error::TenantRequired => {
                 "spendguard.require_tenant is on but spendguard.tenant is not set".to_string()
             }
+            Error::TokenInvalid => "proposal token is invalid".to_string(),
+            Error::ProposalExpired { id } => format!("proposal {id} has expired"),
+            Error::ProposalClosed { id, status } => {
+                format!("proposal {id} is no longer open: it is {status}")
+            }
+            Error::ProposalArgsMismatch { id } => format!(
+                "arguments do not match proposal {id}: their args_hash differs from the proposed one"
+            ),
         }
     }
 
@@ -136,6 +157,13 @@ mod tests {
             },
             Error::Fencing("x".into()),
             Error::BudgetInvariant("x".into()),
+            Error::TokenInvalid,
+            Error::ProposalExpired { id: "p".into() },
+            Error::ProposalClosed {
+                id: "p".into(),
+                status: "applied".into(),
+            },
+            Error::ProposalArgsMismatch { id: "p".into() },
             Error::CapExceeded("x".into()),
             Error::TenantRequired,
         ];
@@ -144,7 +172,7 @@ mod tests {
             codes,
             [
                 "22023", "22004", "22003", "SG001", "SG002", "SG003", "SG004", "SG005", "SG006",
-                "SG020", "SG030"
+                "SG010", "SG011", "SG012", "SG013", "SG020", "SG030"
             ]
         );
         assert_eq!(

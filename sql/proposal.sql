@@ -1,0 +1,76 @@
+-- spendguard proposals: propose / apply tokens and the tool-call audit log
+-- (SPEC.md §4). RLS and function comments are in finalize.sql.
+
+-- The audit log and the token store in one: every directly executed or
+-- failed tool call, and every proposal with how it ended. No nonce material
+-- lives here (see proposal_secret).
+CREATE TABLE spendguard.tool_call (
+  id               uuid        NOT NULL DEFAULT gen_random_uuid() PRIMARY KEY,
+  tenant_id        text        NOT NULL,
+  principal_kind   text        NOT NULL CHECK (principal_kind IN ('user', 'application')),
+  principal_id     text        NOT NULL,
+  transport        text        NOT NULL CHECK (transport IN ('chat', 'mcp', 'automation')),
+  conversation_id  text,
+  tool_name        text        NOT NULL,
+  effect           text        NOT NULL CHECK (effect IN ('read', 'mutate', 'destructive')),
+  args_hash        text        NOT NULL CHECK (args_hash ~ '^[0-9a-f]{64}$'),
+  status           text        NOT NULL
+                   CHECK (status IN ('executed', 'failed', 'proposed', 'applied', 'rejected', 'expired')),
+  result_snapshot  jsonb,
+  error            text,
+  proposed_payload jsonb,
+  proposed_at      timestamptz,
+  expires_at       timestamptz,
+  applied_at       timestamptz,
+  applied_by_kind  text        CHECK (applied_by_kind IN ('user', 'application')),
+  applied_by_id    text,
+  rejected_at      timestamptz,
+  rejected_by_kind text        CHECK (rejected_by_kind IN ('user', 'application')),
+  rejected_by_id   text,
+  -- the audit order: clock time, so calls within one transaction keep theirs
+  created_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+  -- a proposal has its times; a direct record has none
+  CHECK ((status IN ('executed', 'failed')) = (proposed_at IS NULL)),
+  CHECK ((proposed_at IS NULL) = (expires_at IS NULL)),
+  CHECK ((status = 'applied') = (applied_at IS NOT NULL)),
+  CHECK ((applied_at IS NULL) = (applied_by_kind IS NULL) AND (applied_by_kind IS NULL) = (applied_by_id IS NULL)),
+  CHECK ((status = 'rejected') = (rejected_at IS NOT NULL)),
+  CHECK ((rejected_at IS NULL) = (rejected_by_kind IS NULL) AND (rejected_by_kind IS NULL) = (rejected_by_id IS NULL))
+);
+COMMENT ON TABLE spendguard.tool_call IS
+  'Agent tool calls: executed and failed ones, and proposals with who applied or rejected them; no nonce material';
+-- the audit readers: newest first, by principal
+CREATE INDEX tool_call_recent ON spendguard.tool_call (tenant_id, created_at);
+CREATE INDEX tool_call_principal
+  ON spendguard.tool_call (tenant_id, principal_kind, principal_id, created_at);
+-- proposals in flight: content dedup, and the sweep of stale ones
+CREATE INDEX tool_call_in_flight
+  ON spendguard.tool_call (tenant_id, principal_kind, principal_id, tool_name, args_hash)
+  WHERE status = 'proposed';
+CREATE INDEX tool_call_stale ON spendguard.tool_call (tenant_id, expires_at)
+  WHERE status = 'proposed';
+
+-- The SHA-256 of each proposal's nonce, apart from the audit row so that
+-- no reader of tool_call ever returns it. The nonce itself is never stored.
+-- No foreign key to tool_call: the row of tenant '' below has no proposal.
+CREATE TABLE spendguard.proposal_secret (
+  tenant_id  text  NOT NULL,
+  id         uuid  NOT NULL PRIMARY KEY,
+  nonce_hash bytea NOT NULL CHECK (octet_length(nonce_hash) = 32)
+);
+COMMENT ON TABLE spendguard.proposal_secret IS
+  'SHA-256 of each proposal token''s nonce (the nonce itself is never stored)';
+-- The sentinel a token with an unknown id is checked against, so that an
+-- unknown id costs the same index probe, row fetch and comparison as a
+-- wrong nonce. Tenant '' is no tenant: spendguard.tenant is never empty.
+INSERT INTO spendguard.proposal_secret (tenant_id, id, nonce_hash)
+VALUES ('', '00000000-0000-0000-0000-000000000000', decode(repeat('5a', 32), 'hex'));
+
+CREATE TYPE spendguard.proposal_created AS (
+  id           uuid,
+  token        text,
+  expires_at   timestamptz,
+  args_hash    text,
+  duplicate_of uuid
+);
+COMMENT ON TYPE spendguard.proposal_created IS 'Result of spendguard.proposal_create';

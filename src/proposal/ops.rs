@@ -1,0 +1,249 @@
+//! The operations of SPEC.md §4: validate, then create / consume / reject
+//! proposals and record tool calls, with the rules of
+//! spendguard_core::proposal.
+
+use super::store::{NewCall, ProposalStore, ToolCall};
+use crate::jsonb::JsonbText;
+use pgrx::datum::{Interval, TimestampWithTimeZone, Uuid};
+use pgrx::spi::Spi;
+use spendguard_core::proposal::{self as p, Status};
+use spendguard_core::{usage, validate, Error, Result};
+
+/// `spendguard.proposal_created`.
+pub struct Created {
+    pub id: Uuid,
+    pub token: Option<String>,
+    pub expires_at: TimestampWithTimeZone,
+    pub args_hash: String,
+    pub duplicate_of: Option<Uuid>,
+}
+
+fn with_store<R>(
+    tenant: &str,
+    f: impl FnOnce(&mut ProposalStore<'_, '_>) -> Result<R>,
+) -> Result<R> {
+    Spi::connect_mut(|client| {
+        let mut db = ProposalStore { client, tenant };
+        f(&mut db)
+    })
+}
+
+fn one_of(name: &str, v: Option<String>, allowed: &[&str]) -> Result<String> {
+    let v = validate::required(name, v)?;
+    p::one_of(name, &v, allowed)?;
+    Ok(v)
+}
+
+/// `args_hash` of a jsonb argument (NULL is 22004).
+fn hash_of(name: &str, args: Option<JsonbText>) -> Result<String> {
+    p::args_hash(&validate::required(name, args)?.0)
+}
+
+pub fn canonical_json(doc: JsonbText) -> String {
+    p::canonical_json(&doc.0).expect("jsonb prints valid JSON")
+}
+
+pub fn args_hash(doc: JsonbText) -> String {
+    p::args_hash(&doc.0).expect("jsonb prints valid JSON")
+}
+
+/// The owned parts of a new call, validated.
+struct Call {
+    principal_kind: String,
+    principal_id: String,
+    tool_name: String,
+    effect: String,
+    transport: String,
+    conversation_id: Option<String>,
+    args_hash: String,
+}
+
+impl Call {
+    fn new_call(&self) -> NewCall<'_> {
+        NewCall {
+            principal_kind: &self.principal_kind,
+            principal_id: &self.principal_id,
+            transport: &self.transport,
+            conversation_id: self.conversation_id.as_deref(),
+            tool_name: &self.tool_name,
+            effect: &self.effect,
+            args_hash: &self.args_hash,
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn call(
+    principal_kind: Option<String>,
+    principal_id: Option<String>,
+    tool_name: Option<String>,
+    args: Option<JsonbText>,
+    effect: Option<String>,
+    transport: Option<String>,
+    conversation_id: Option<String>,
+) -> Result<Call> {
+    Ok(Call {
+        principal_kind: one_of("principal_kind", principal_kind, p::PRINCIPAL_KINDS)?,
+        principal_id: validate::id("principal_id", principal_id)?,
+        tool_name: validate::id("tool_name", tool_name)?,
+        args_hash: hash_of("args", args)?,
+        effect: one_of("effect", effect, p::EFFECTS)?,
+        transport: one_of("transport", transport, p::TRANSPORTS)?,
+        conversation_id: validate::opt_id("conversation_id", conversation_id)?,
+    })
+}
+
+/// `proposal_create`: a new proposal with a fresh token, or, when the same
+/// principal already has this tool with these arguments in flight, that
+/// proposal (`duplicate_of`, no token). Identical creates at the same
+/// moment are decided one at a time under an advisory lock on the content.
+#[allow(clippy::too_many_arguments)]
+pub fn create(
+    principal_kind: Option<String>,
+    principal_id: Option<String>,
+    tool_name: Option<String>,
+    args: Option<JsonbText>,
+    effect: Option<String>,
+    transport: Option<String>,
+    payload: Option<JsonbText>,
+    conversation_id: Option<String>,
+    ttl: Option<Interval>,
+) -> Result<Created> {
+    let c = call(
+        principal_kind,
+        principal_id,
+        tool_name,
+        args,
+        effect,
+        transport,
+        conversation_id,
+    )?;
+    let ttl = validate::required("ttl", ttl)?;
+    validate::opt_ttl("ttl", Some(ttl.as_micros()))?;
+    let tenant = crate::tenant::current()?;
+    with_store(&tenant, |db| {
+        let nc = c.new_call();
+        db.lock_content(usage::lock_key(
+            &tenant,
+            "proposal",
+            &[
+                nc.principal_kind,
+                nc.principal_id,
+                nc.tool_name,
+                nc.args_hash,
+            ],
+        ));
+        if let Some((id, expires_at)) = db.in_flight(&nc) {
+            return Ok(Created {
+                id,
+                token: None,
+                expires_at,
+                args_hash: c.args_hash.clone(),
+                duplicate_of: Some(id),
+            });
+        }
+        let nonce = p::new_nonce();
+        let (id, expires_at) = db.create(&nc, payload, ttl, &p::nonce_hash(&nonce));
+        Ok(Created {
+            id,
+            token: Some(p::token(&id.to_string(), &nonce)),
+            expires_at,
+            args_hash: c.args_hash.clone(),
+            duplicate_of: None,
+        })
+    })
+}
+
+/// Consume (apply) or reject a proposal by its token. The nonce is checked
+/// before anything is locked, against a dummy hash when the id is unknown,
+/// so an unknown id and a wrong nonce cost the same and raise the same
+/// SG010; only the holder of the right nonce learns SG011 / SG012 / SG013.
+fn close(
+    token: Option<String>,
+    kind: Option<String>,
+    by: Option<String>,
+    args: Option<JsonbText>,
+    apply: bool,
+) -> Result<ToolCall> {
+    let (kind_name, by_name) = if apply {
+        ("applier_kind", "applier_id")
+    } else {
+        ("by_kind", "by_id")
+    };
+    let token = validate::required("token", token)?;
+    let kind = one_of(kind_name, kind, p::PRINCIPAL_KINDS)?;
+    let by = validate::id(by_name, by)?;
+    let args_hash = args.map(|a| p::args_hash(&a.0)).transpose()?;
+    let tenant = crate::tenant::current()?;
+    let (id, nonce) = p::parse_token(&token)?;
+    with_store(&tenant, |db| {
+        let (stored, known) = db.secret(&id);
+        if !(p::nonce_matches(&nonce, &stored) & known) {
+            return Err(p::invalid_token());
+        }
+        let (status, expired, hash) = db.lock(&id).ok_or_else(p::invalid_token)?;
+        let args_match = args_hash.as_ref().map(|h| *h == hash);
+        p::check_consumable(&id, status, expired, if apply { args_match } else { None })?;
+        Ok(db.close(&id, apply, &kind, &by))
+    })
+}
+
+pub fn consume(
+    token: Option<String>,
+    applier_kind: Option<String>,
+    applier_id: Option<String>,
+    args: Option<JsonbText>,
+) -> Result<ToolCall> {
+    close(token, applier_kind, applier_id, args, true)
+}
+
+pub fn reject(
+    token: Option<String>,
+    by_kind: Option<String>,
+    by_id: Option<String>,
+) -> Result<ToolCall> {
+    close(token, by_kind, by_id, None, false)
+}
+
+pub fn expire_stale(now: Option<TimestampWithTimeZone>) -> Result<i64> {
+    let now = validate::required("now", now)?;
+    let tenant = crate::tenant::current()?;
+    with_store(&tenant, |db| Ok(db.expire_stale(now)))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn record(
+    principal_kind: Option<String>,
+    principal_id: Option<String>,
+    tool_name: Option<String>,
+    args: Option<JsonbText>,
+    status: Option<String>,
+    effect: Option<String>,
+    transport: Option<String>,
+    result: Option<JsonbText>,
+    error: Option<String>,
+    conversation_id: Option<String>,
+) -> Result<Uuid> {
+    let c = call(
+        principal_kind,
+        principal_id,
+        tool_name,
+        args,
+        effect,
+        transport,
+        conversation_id,
+    )?;
+    let status = validate::required("status", status)?;
+    match Status::parse(&status) {
+        Ok(Status::Executed | Status::Failed) => {}
+        _ => {
+            return Err(Error::InvalidParameter(format!(
+                "invalid status for tool_call_record: \"{status}\" (expected executed or failed)"
+            )))
+        }
+    }
+    let tenant = crate::tenant::current()?;
+    with_store(&tenant, |db| {
+        Ok(db.record(&c.new_call(), &status, result, error.as_deref()))
+    })
+}
