@@ -67,6 +67,13 @@ WORKLOADS = [
     ("usage_cap_charge", "usage_cap_charge, 1M rows",
      "`usage_cap_charge` over 10,000 principals, 1M usage rows in the table",
      "advisory lock + window sum + INSERT, one statement", None),
+    ("proposal", "proposal create + consume",
+     "`proposal_create` then `proposal_consume` of its token (two transactions)",
+     "advisory lock + in-flight check + tool_call and secret INSERTs; hash-checked UPDATE", None),
+    ("args_hash_1k", "args_hash, 1 KB", "`args_hash` of a 1 KB jsonb",
+     "`sha256()` of the same document's text", None),
+    ("args_hash_64k", "args_hash, 64 KB", "`args_hash` of a 64 KB jsonb",
+     "`sha256()` of the same document's text", None),
 ]
 WORKLOADS = [w for w in WORKLOADS if not ONLY or w[0] in ONLY]
 SIDES = ["sg", "floor", "base"]

@@ -29,6 +29,9 @@ CREATE TABLE spendguard.tool_call (
   rejected_by_id   text,
   -- the audit order: clock time, so calls within one transaction keep theirs
   created_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+  -- a proposal's content digest (tenant, principal, tool, args_hash): the
+  -- key of its dedup look-up and lock; NULL for direct records
+  content_key      bigint,
   -- a proposal has its times; a direct record has none
   CHECK ((status IN ('executed', 'failed')) = (proposed_at IS NULL)),
   CHECK ((proposed_at IS NULL) = (expires_at IS NULL)),
@@ -43,9 +46,12 @@ COMMENT ON TABLE spendguard.tool_call IS
 CREATE INDEX tool_call_recent ON spendguard.tool_call (tenant_id, created_at);
 CREATE INDEX tool_call_principal
   ON spendguard.tool_call (tenant_id, principal_kind, principal_id, created_at);
--- proposals in flight: content dedup, and the sweep of stale ones
-CREATE INDEX tool_call_in_flight
-  ON spendguard.tool_call (tenant_id, principal_kind, principal_id, tool_name, args_hash)
+-- proposals in flight: the content dedup look-up goes by content_key, an
+-- index no other query can use, so no generic plan can prefer another
+-- index and filter the principal's history or the tenant's in-flight set
+-- on every create (both happened with text-column indexes); the sweep of
+-- stale ones goes by tenant and expiry
+CREATE INDEX tool_call_in_flight ON spendguard.tool_call (content_key, expires_at)
   WHERE status = 'proposed';
 CREATE INDEX tool_call_stale ON spendguard.tool_call (tenant_id, expires_at)
   WHERE status = 'proposed';

@@ -37,3 +37,13 @@ INSERT INTO spendguard.usage_event (tenant_id, integration_id, principal_kind, p
 SELECT t, 'chat', 'user', 'p' || (g % 10000 + 1), 1, 1, now() - (g % 3000) * interval '1 second'
 FROM generate_series(1, 500000) g, (VALUES ('default'), ('floor')) v(t);
 VACUUM ANALYZE;
+-- §4 workloads: documents of about 1 KB and 64 KB for args_hash
+CREATE EXTENSION IF NOT EXISTS pgcrypto;
+DROP TABLE IF EXISTS bench_doc;
+CREATE TABLE bench_doc (name text PRIMARY KEY, doc jsonb NOT NULL);
+INSERT INTO bench_doc
+SELECT n, (SELECT jsonb_object_agg('key_' || i, jsonb_build_object('id', i, 'name', 'item ' || i,
+             'price', i * 1.25, 'tags', jsonb_build_array('a', 'b')))
+           FROM generate_series(1, k) i)
+FROM (VALUES ('1k', 12), ('64k', 800)) v(n, k);
+SELECT name, octet_length(doc::text) FROM bench_doc;

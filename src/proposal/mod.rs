@@ -36,6 +36,7 @@ fn tool_call_row(fcinfo: pg_sys::FunctionCallInfo, t: ToolCall) -> Row {
             t.rejected_by_kind.into_datum(),
             t.rejected_by_id.into_datum(),
             t.created_at.into_datum(),
+            t.content_key.into_datum(),
         ],
     )
 }

@@ -123,7 +123,7 @@ pub fn create(
     let tenant = crate::tenant::current()?;
     with_store(&tenant, |db| {
         let nc = c.new_call();
-        db.lock_content(usage::lock_key(
+        let key = usage::lock_key(
             &tenant,
             "proposal",
             &[
@@ -132,8 +132,9 @@ pub fn create(
                 nc.tool_name,
                 nc.args_hash,
             ],
-        ));
-        if let Some((id, expires_at)) = db.in_flight(&nc) {
+        );
+        db.lock_content(key);
+        if let Some((id, expires_at)) = db.in_flight(&nc, key) {
             return Ok(Created {
                 id,
                 token: None,
@@ -143,7 +144,7 @@ pub fn create(
             });
         }
         let nonce = p::new_nonce();
-        let (id, expires_at) = db.create(&nc, payload, ttl, &p::nonce_hash(&nonce));
+        let (id, expires_at) = db.create(&nc, payload, ttl, &p::nonce_hash(&nonce), key);
         Ok(Created {
             id,
             token: Some(p::token(&id.to_string(), &nonce)),

@@ -21,18 +21,22 @@ macro_rules! cols {
         "id, tenant_id, principal_kind, principal_id, transport, conversation_id, tool_name, \
          effect, args_hash, status, result_snapshot, error, proposed_payload, proposed_at, \
          expires_at, applied_at, applied_by_kind, applied_by_id, rejected_at, rejected_by_kind, \
-         rejected_by_id, created_at"
+         rejected_by_id, created_at, content_key"
     };
 }
 
-/// The newest in-flight proposal of the same content: proposed, not
-/// expired (index tool_call_in_flight).
+/// The in-flight proposal of the same content: proposed, not expired, by
+/// its content key (index tool_call_in_flight; the other columns are
+/// compared too, so a digest collision could never merge two contents).
+/// There is at most one: creates of one content are decided under its
+/// lock, and make none while one is in flight.
 static IN_FLIGHT: Stmt = Stmt {
     sql: "SELECT id, expires_at FROM spendguard.tool_call \
-          WHERE tenant_id = $1 AND principal_kind = $2 AND principal_id = $3 AND tool_name = $4 \
-            AND args_hash = $5 AND status = 'proposed' AND expires_at > now() \
-          ORDER BY created_at DESC LIMIT 1",
-    types: &[TEXT, TEXT, TEXT, TEXT, TEXT],
+          WHERE content_key = $6 AND status = 'proposed' AND expires_at > now() \
+            AND tenant_id = $1 AND principal_kind = $2 AND principal_id = $3 AND tool_name = $4 \
+            AND args_hash = $5 \
+          LIMIT 1",
+    types: &[TEXT, TEXT, TEXT, TEXT, TEXT, INT8],
 };
 
 static LOCK_CONTENT: Stmt = Stmt {
@@ -44,14 +48,14 @@ static LOCK_CONTENT: Stmt = Stmt {
 static CREATE: Stmt = Stmt {
     sql: "WITH t AS (INSERT INTO spendguard.tool_call (tenant_id, principal_kind, principal_id, \
             transport, conversation_id, tool_name, effect, args_hash, status, proposed_payload, \
-            proposed_at, expires_at) \
-          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'proposed', $9, now(), now() + $10) \
+            proposed_at, expires_at, content_key) \
+          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'proposed', $9, now(), now() + $10, $12) \
           RETURNING id, expires_at), \
           s AS (INSERT INTO spendguard.proposal_secret (tenant_id, id, nonce_hash) \
             SELECT $1, t.id, $11 FROM t) \
           SELECT t.id, t.expires_at FROM t",
     types: &[
-        TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, JSONB, INTERVAL, BYTEA,
+        TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, JSONB, INTERVAL, BYTEA, INT8,
     ],
 };
 
@@ -142,6 +146,7 @@ pub struct ToolCall {
     pub rejected_by_kind: Option<String>,
     pub rejected_by_id: Option<String>,
     pub created_at: Option<TimestampWithTimeZone>,
+    pub content_key: Option<i64>,
 }
 
 fn tool_call(t: &SpiTupleTable<'_>) -> ToolCall {
@@ -168,6 +173,7 @@ fn tool_call(t: &SpiTupleTable<'_>) -> ToolCall {
         rejected_by_kind: spi(t.get(20)),
         rejected_by_id: spi(t.get(21)),
         created_at: spi(t.get(22)),
+        content_key: spi(t.get(23)),
     }
 }
 
@@ -193,11 +199,16 @@ impl ProposalStore<'_, '_> {
         spi(run(self.client, stmt, args))
     }
 
+    /// Locks a proposal content (its key) until the transaction ends.
     pub fn lock_content(&mut self, key: i64) {
         self.query(&LOCK_CONTENT, &[key.into()]);
     }
 
-    pub fn in_flight(&mut self, c: &NewCall<'_>) -> Option<(Uuid, TimestampWithTimeZone)> {
+    pub fn in_flight(
+        &mut self,
+        c: &NewCall<'_>,
+        key: i64,
+    ) -> Option<(Uuid, TimestampWithTimeZone)> {
         let t = self.tenant;
         let r = self.query(
             &IN_FLIGHT,
@@ -207,6 +218,7 @@ impl ProposalStore<'_, '_> {
                 c.principal_id.into(),
                 c.tool_name.into(),
                 c.args_hash.into(),
+                key.into(),
             ],
         );
         if r.is_empty() {
@@ -225,6 +237,7 @@ impl ProposalStore<'_, '_> {
         payload: Option<JsonbText>,
         ttl: Interval,
         nonce_hash: &[u8; 32],
+        key: i64,
     ) -> (Uuid, TimestampWithTimeZone) {
         let t = self.tenant;
         let r = self.query(
@@ -241,6 +254,7 @@ impl ProposalStore<'_, '_> {
                 payload.into(),
                 ttl.into(),
                 nonce_hash.to_vec().into(),
+                key.into(),
             ],
         );
         let r = r.first();

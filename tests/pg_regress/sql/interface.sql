@@ -39,4 +39,4 @@ SELECT extrelocatable FROM pg_extension WHERE extname = 'spendguard';
 SELECT conrelid::regclass AS "table", conname, pg_get_constraintdef(oid)
 FROM pg_constraint
 WHERE connamespace = 'spendguard'::regnamespace AND contype IN ('c', 'p', 'u', 'f')
-ORDER BY 1, 2;
+ORDER BY conrelid::regclass::text, conname;

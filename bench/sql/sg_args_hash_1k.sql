@@ -1,0 +1,1 @@
+SELECT spendguard.args_hash(doc) FROM bench_doc WHERE name = '1k';
