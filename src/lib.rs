@@ -21,6 +21,11 @@ pgrx::extension_sql_file!("../sql/spend.sql", name = "spend_schema");
 pgrx::extension_sql_file!("../sql/usage.sql", name = "usage_schema");
 pgrx::extension_sql_file!("../sql/proposal.sql", name = "proposal_schema");
 pgrx::extension_sql_file!(
+    "../sql/monitoring.sql",
+    name = "monitoring",
+    requires = ["spend_schema", "proposal_schema"]
+);
+pgrx::extension_sql_file!(
     "../sql/verify.sql",
     name = "verify",
     requires = [budget::current_tenant]
