@@ -2,7 +2,7 @@
 # root with only the Rust toolchain; both install what they need first.
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: run test bench setup lint unit pgtest install cluster regress integration stop psql clean
+.PHONY: run test bench setup lint unit pgtest install cluster upgraded-cluster regress upgrade integration stop psql clean
 
 include_env = source scripts/env.sh
 
@@ -41,8 +41,17 @@ install:
 cluster:
 	bash scripts/cluster.sh fresh
 
+# the test cluster's database built at 0.1.0 and updated: the integration
+# suite runs on an upgraded database
+upgraded-cluster:
+	bash scripts/cluster.sh upgraded
+
 regress:
 	bash scripts/regress.sh
+
+# 0.1.0 -> current: schema and catalog equal to a fresh install, rows intact
+upgrade:
+	bash tests/upgrade/run.sh
 
 integration:
 	@$(include_env); cargo test -p spendguard-it --tests --no-fail-fast

@@ -13,6 +13,9 @@ install_ext() {
     cat "$log" >&2; rm -f "$log"; return 1
   fi
   rm -f "$log"
+  # 0.1.0's install SQL, for the upgrade test (tests/upgrade/run.sh) and the
+  # upgraded test database (`upgraded` below)
+  cp "$ROOT/tests/upgrade/spendguard--0.1.0.sql" "$("$PG_CONFIG" --sharedir)/extension/"
 }
 
 start() {
@@ -46,6 +49,13 @@ fresh_ext() {
   psql_ -d "$SG_DB" -q -c "DROP EXTENSION IF EXISTS spendguard CASCADE" -c "CREATE EXTENSION spendguard"
 }
 
+# The extension at 0.1.0, then ALTER EXTENSION ... UPDATE: make test runs
+# the integration suite on an upgraded database.
+upgraded_ext() {
+  psql_ -d "$SG_DB" -q -c "DROP EXTENSION IF EXISTS spendguard CASCADE" \
+    -c "CREATE EXTENSION spendguard VERSION '0.1.0'" -c "ALTER EXTENSION spendguard UPDATE"
+}
+
 stop() {
   if [ -s "$SG_PGDATA/PG_VERSION" ]; then
     as_postgres "$PG_BIN/pg_ctl" -D "$SG_PGDATA" -m fast stop >/dev/null 2>&1 || true
@@ -58,6 +68,7 @@ case "${1:-}" in
   install) install_ext ;;
   start) start ;;
   fresh) start; fresh_ext ;;
+  upgraded) start; upgraded_ext ;;
   stop) stop ;;
-  *) echo "usage: $0 install|start|fresh|stop" >&2; exit 2 ;;
+  *) echo "usage: $0 install|start|fresh|upgraded|stop" >&2; exit 2 ;;
 esac

@@ -48,8 +48,8 @@ fn mutation_row(fcinfo: pg_sys::FunctionCallInfo, m: HoldMutation) -> Row {
 }
 
 #[allow(clippy::too_many_arguments)]
-#[pg_extern(volatile, parallel_unsafe)]
-fn budget_authorize_hold(
+#[pg_extern(volatile, parallel_unsafe, name = "budget_authorize_hold")]
+fn budget_authorize_hold_v2(
     capability_id: Option<String>,
     grant_index: Option<i32>,
     requested_exposure: Option<i64>,
@@ -77,6 +77,44 @@ fn budget_authorize_hold(
         lease_id,
         lease_epoch,
         ttl,
+    }));
+    decision_row(fcinfo, d)
+}
+
+/// The 0.1.0 signature (no ttl) under its 0.1.0 C symbol
+/// (`budget_authorize_hold_wrapper`), which a 0.1.0 install's SQL names
+/// until `ALTER EXTENSION spendguard UPDATE` replaces it. Not in the
+/// 0.2.0 SQL; keep it exported as long as an upgrade from 0.1.0 is
+/// supported.
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(volatile, parallel_unsafe, sql = false)]
+fn budget_authorize_hold(
+    capability_id: Option<String>,
+    grant_index: Option<i32>,
+    requested_exposure: Option<i64>,
+    max_invocations: Option<i64>,
+    max_cost_per_invocation: Option<i64>,
+    max_total_cost: Option<i64>,
+    hold_id: Option<String>,
+    event_id: Option<String>,
+    authority_id: Option<String>,
+    lease_id: Option<String>,
+    lease_epoch: Option<i64>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pgrx::composite_type!('static, "spendguard.hold_decision") {
+    let d = ok_or_raise(ops::authorize(AuthorizeArgs {
+        capability_id,
+        grant_index,
+        requested_exposure,
+        max_invocations,
+        max_cost_per_invocation,
+        max_total_cost,
+        hold_id,
+        event_id,
+        authority_id,
+        lease_id,
+        lease_epoch,
+        ttl: None,
     }));
     decision_row(fcinfo, d)
 }

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# The upgrade test (make upgrade, part of make test): 0.1.0's install SQL
+# (kept here) with today's library, a history written through 0.1.0's
+# functions, ALTER EXTENSION spendguard UPDATE, then
+#  (a) the upgraded schema equals a fresh install (normalized pg_dump diff),
+#  (b) every old row is intact and verify() is clean in every tenant.
+# (c) The integration suite runs on an upgraded database too: make test's
+#     cluster is built with `scripts/cluster.sh upgraded`.
+set -euo pipefail
+source "$(dirname "$0")/../../scripts/env.sh"
+here="$ROOT/tests/upgrade"
+psql_() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$SG_SOCKDIR" -p "$SG_PORT" -U postgres "$@"; }
+version=$(grep -m1 '^version' "$ROOT/Cargo.toml" | cut -d'"' -f2)
+for db in sg_upgrade_old sg_upgrade_fresh; do
+  psql_ -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+done
+psql_ -d sg_upgrade_fresh -c "CREATE EXTENSION spendguard"
+psql_ -d sg_upgrade_old -c "CREATE EXTENSION spendguard VERSION '0.1.0'"
+# A 0.1.0 history in two tenants, as 0.1.0's functions store it: holds in
+# every 0.1.0 state, a denial, budget-level calls, fencing, try_increment,
+# idempotency keys. (It is written as rows: today's library writes 0.2.0's
+# schema, so a 0.1.0 database takes no calls until it is updated; see
+# docs/operations.md "Upgrading".)
+psql_ -d sg_upgrade_old <<'SQL'
+INSERT INTO spendguard.budget_usage (tenant_id, capability_id, grant_index, invocation_count,
+  total_cost_exposed, total_cost_realized, seq) VALUES
+  ('acme', 'gpt', 0, 2, 0, 180, 8), ('acme', 'gpt', 1, 1, 10, 0, 9),
+  ('acme', 'tool', 0, 1, 0, 0, 10), ('globex', 'gpt', 0, 1, 7, 0, 12);
+INSERT INTO spendguard.budget_hold (tenant_id, hold_id, capability_id, grant_index,
+  authorized_exposure, remaining_exposure, realized_spend, disposition, authority_id, lease_id, lease_epoch) VALUES
+  ('acme', 'h1', 'gpt', 0, 400, 0, 180, 'reconciled', NULL, NULL, NULL),
+  ('acme', 'h2', 'gpt', 0, 500, 0, 0, 'reversed', NULL, NULL, NULL),
+  ('acme', 'hf', 'gpt', 1, 10, 10, 0, 'open', 'a', 'l', 2),
+  ('globex', 'h1', 'gpt', 0, 7, 7, 0, 'open', NULL, NULL, NULL);
+INSERT INTO spendguard.budget_event (tenant_id, event_seq, event_id, request_fingerprint, hold_id,
+  capability_id, grant_index, kind, allowed, denial_reason, exposure_units, realized_spend_units,
+  max_total_cost, invocation_count_after, total_cost_exposed_after, total_cost_realized_after,
+  authority_id, lease_id, lease_epoch, guarantee_level) VALUES
+  ('acme', 1, 'e1', 's18:authorize_exposure...', 'h1', 'gpt', 0, 'authorize_exposure', true, NULL, 400, 0, 1000, 1, 400, 0, NULL, NULL, NULL, 'single_node_atomic'),
+  ('acme', 2, NULL, NULL, 'h2', 'gpt', 0, 'authorize_exposure', true, NULL, 500, 0, 1000, 2, 900, 0, NULL, NULL, NULL, 'single_node_atomic'),
+  ('acme', 3, NULL, NULL, 'h3', 'gpt', 0, 'authorize_exposure', false, 'max_total_cost', 200, 0, 1000, 2, 900, 0, NULL, NULL, NULL, 'single_node_atomic'),
+  ('acme', 4, NULL, NULL, 'h1', 'gpt', 0, 'release_exposure', true, NULL, 150, 0, NULL, 2, 750, 0, NULL, NULL, NULL, 'single_node_atomic'),
+  ('acme', 5, 'c1', 's15:reconcile_spend...', 'h1', 'gpt', 0, 'reconcile_spend', true, NULL, 250, 180, NULL, 2, 500, 180, NULL, NULL, NULL, 'single_node_atomic'),
+  ('acme', 6, NULL, NULL, 'h2', 'gpt', 0, 'reverse_exposure', true, NULL, 500, 0, NULL, 1, 0, 180, NULL, NULL, NULL, 'single_node_atomic'),
+  ('acme', 7, NULL, NULL, NULL, 'gpt', 0, 'authorize_exposure', true, NULL, 50, 0, NULL, 2, 50, 180, NULL, NULL, NULL, 'single_node_atomic'),
+  ('acme', 8, NULL, NULL, NULL, 'gpt', 0, 'release_exposure', true, NULL, 50, 0, NULL, 2, 0, 180, NULL, NULL, NULL, 'single_node_atomic'),
+  ('acme', 9, NULL, NULL, 'hf', 'gpt', 1, 'authorize_exposure', true, NULL, 10, 0, NULL, 1, 10, 0, 'a', 'l', 2, 'single_node_atomic'),
+  ('acme', 10, NULL, NULL, NULL, 'tool', 0, 'increment_invocation', true, NULL, 0, 0, NULL, 1, 0, 0, NULL, NULL, NULL, 'single_node_atomic'),
+  ('acme', 11, NULL, NULL, NULL, 'tool', 0, 'increment_invocation', false, 'max_invocations', 0, 0, NULL, 1, 0, 0, NULL, NULL, NULL, 'single_node_atomic'),
+  ('globex', 12, NULL, NULL, 'h1', 'gpt', 0, 'authorize_exposure', true, NULL, 7, 0, NULL, 1, 7, 0, NULL, NULL, NULL, 'single_node_atomic');
+SELECT setval('spendguard.commit_seq', 12);
+SQL
+rows() {
+  psql_ -d sg_upgrade_old -At -c "
+    SELECT format('%s', (tenant_id, capability_id, grant_index, invocation_count, total_cost_exposed,
+                         total_cost_realized, seq, updated_at)) FROM spendguard.budget_usage
+    UNION ALL SELECT format('%s', (tenant_id, hold_id, capability_id, grant_index, authorized_exposure,
+                         remaining_exposure, realized_spend, disposition, authority_id, lease_id,
+                         lease_epoch, created_at, updated_at)) FROM spendguard.budget_hold
+    UNION ALL SELECT format('%s', e) FROM spendguard.budget_event e ORDER BY 1"
+}
+before=$(rows)
+psql_ -d sg_upgrade_old -c "ALTER EXTENSION spendguard UPDATE"
+got=$(psql_ -d sg_upgrade_old -At -c "SELECT extversion FROM pg_extension WHERE extname = 'spendguard'")
+[ "$got" = "$version" ] || { echo "upgraded to $got, not $version" >&2; exit 1; }
+
+# (a) the schema of an upgraded database is the schema of a fresh one
+dump() {
+  "$PG_BIN/pg_dump" -h "$SG_SOCKDIR" -p "$SG_PORT" -U postgres --schema-only -n spendguard "$1" |
+    grep -vE '^(--|SET |SELECT pg_catalog.set_config|$)' | grep -vE '^.(un)?restrict '
+}
+if ! diff <(dump sg_upgrade_fresh) <(dump sg_upgrade_old) > "$here/schema.diff"; then
+  echo "upgraded schema differs from a fresh $version install:" >&2
+  cat "$here/schema.diff" >&2
+  exit 1
+fi
+rm -f "$here/schema.diff"
+# pg_dump leaves out what belongs to the extension itself: compare the
+# catalog too (functions with their properties, comments, ACLs, policies)
+catalog() {
+  psql_ -d "$1" -At <<'SQL'
+SELECT p.oid::regprocedure::text, pg_get_function_result(p.oid), p.provolatile::text,
+       p.proisstrict::text, p.prosecdef::text, p.proparallel::text, p.proconfig::text, p.proacl::text,
+       p.prosrc, obj_description(p.oid, 'pg_proc')
+FROM pg_proc p WHERE p.pronamespace = 'spendguard'::regnamespace
+UNION ALL
+SELECT c.oid::regclass::text, c.relkind::text, c.relrowsecurity::text, c.relacl::text,
+       obj_description(c.oid, 'pg_class'), NULL, NULL, NULL, NULL, NULL
+FROM pg_class c WHERE c.relnamespace = 'spendguard'::regnamespace
+UNION ALL
+SELECT pol.polrelid::regclass::text, pol.polname, pg_get_expr(pol.polqual, pol.polrelid), NULL, NULL,
+       NULL, NULL, NULL, NULL, NULL
+FROM pg_policy pol JOIN pg_class c ON c.oid = pol.polrelid
+WHERE c.relnamespace = 'spendguard'::regnamespace
+UNION ALL
+SELECT t.typname, obj_description(t.oid, 'pg_type'), array_to_string(ARRAY(
+         SELECT e.enumlabel FROM pg_enum e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder), ','),
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL
+FROM pg_type t WHERE t.typnamespace = 'spendguard'::regnamespace
+ORDER BY 1, 2;
+SQL
+}
+catalog sg_upgrade_fresh > "$here/catalog.fresh"
+catalog sg_upgrade_old > "$here/catalog.upgraded"
+lines=$(wc -l < "$here/catalog.fresh")
+[ "$lines" -gt 100 ] || { echo "the catalog listing has only $lines lines" >&2; exit 1; }
+if ! diff "$here/catalog.fresh" "$here/catalog.upgraded" > "$here/catalog.diff"; then
+  echo "upgraded catalog differs from a fresh $version install:" >&2
+  cat "$here/catalog.diff" >&2
+  exit 1
+fi
+rm -f "$here/catalog.diff" "$here/catalog.fresh" "$here/catalog.upgraded"
+
+# (b) every old row as it was, and the log (as 0.1.0 wrote it) still folds
+after=$(rows)
+[ "$before" = "$after" ] || { echo "rows changed by the upgrade" >&2; diff <(echo "$before") <(echo "$after") >&2; exit 1; }
+for t in acme globex; do
+  bad=$(psql_ -d sg_upgrade_old -At -c "SET spendguard.tenant = '$t'; SELECT count(*) FROM spendguard.verify()")
+  [ "$bad" = 0 ] || { echo "verify() found $bad problems in tenant $t after the upgrade" >&2; exit 1; }
+done
+# and the upgraded database works: a TTL hold, its expiry, a spend charge
+psql_ -d sg_upgrade_old -At <<'SQL'
+SET spendguard.tenant = 'acme';
+SELECT spendguard.budget_capture_hold(hold_id => 'hf', realized_spend => 4, authority_id => 'a', lease_id => 'l', lease_epoch => 2);
+SELECT spendguard.budget_authorize_hold('gpt', 0, 1, hold_id => 'new', ttl => '1 microsecond');
+SELECT spendguard.budget_expire_holds();
+SELECT spendguard.spend_charge('u', 'g', 5);
+SQL
+bad=$(psql_ -d sg_upgrade_old -At -c "SET spendguard.tenant = 'acme'; SELECT count(*) FROM spendguard.verify()")
+[ "$bad" = 0 ] || { echo "verify() found $bad problems after new calls on the upgraded database" >&2; exit 1; }
+n=$(echo "$before" | wc -l)
+echo "upgrade 0.1.0 -> $version: schema and catalog ($lines objects) equal to a fresh install, $n rows intact, verify() clean"
+echo "1 passed, 0 failed"
