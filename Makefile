@@ -2,7 +2,7 @@
 # root with only the Rust toolchain; both install what they need first.
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: run test bench setup lint unit pgtest install cluster upgraded-cluster regress upgrade integration stop psql clean
+.PHONY: run test bench package setup lint unit pgtest install cluster upgraded-cluster regress upgrade integration package-test stop psql clean
 
 include_env = source scripts/env.sh
 
@@ -19,6 +19,10 @@ test:
 ## make bench: pgbench throughput against plain SQL -> bench/RESULTS.md, bench/throughput.png
 bench:
 	bash bench/run.sh
+
+## make package: an installable tarball for an existing PostgreSQL 15 (target/package/)
+package: setup
+	bash scripts/package.sh
 
 setup:
 	bash scripts/setup.sh
@@ -52,6 +56,10 @@ regress:
 # 0.1.0 -> current: schema and catalog equal to a fresh install, rows intact
 upgrade:
 	bash tests/upgrade/run.sh
+
+# the tarball installs into an emptied PostgreSQL and a new cluster uses it
+package-test:
+	bash tests/package/run.sh
 
 integration:
 	@$(include_env); cargo test -p spendguard-it --tests --no-fail-fast
