@@ -2,7 +2,7 @@
 # root with only the Rust toolchain; both install what they need first.
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: run test bench package setup lint unit pgtest install cluster upgraded-cluster regress upgrade integration package-test stop psql clean
+.PHONY: run test bench package setup lint unit pgtest install cluster upgraded-cluster regress upgrade integration package-test clients stop psql clean
 
 include_env = source scripts/env.sh
 
@@ -60,6 +60,10 @@ upgrade:
 # the tarball installs into an emptied PostgreSQL and a new cluster uses it
 package-test:
 	bash tests/package/run.sh
+
+# the examples of four client stacks, each against the expected output
+clients:
+	bash tests/clients/run.sh
 
 integration:
 	@$(include_env); cargo test -p spendguard-it --tests --no-fail-fast
