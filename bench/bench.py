@@ -10,7 +10,9 @@ Environment: BENCH_SECONDS (per run, default 5), BENCH_CLIENTS (default
 (pgbench -M: prepared | simple, default prepared), BENCH_ONLY (comma-separated
 workload keys), BENCH_MEMORY_CALLS (default 1000000, 0 to skip),
 BENCH_STATEMENTS (1: count statements per call with pg_stat_statements in a
-separate pass, default 1), SG_* from scripts/env.sh.
+separate pass, default 1), BENCH_LOG_EVENTS (events put into the log before
+authorize is measured again, default 10,000,000; 0 to skip), SG_* from
+scripts/env.sh.
 """
 import json
 import os
@@ -35,6 +37,7 @@ MODE = os.environ.get("BENCH_MODE", "prepared")
 ONLY = [k for k in os.environ.get("BENCH_ONLY", "").split(",") if k]
 MEMORY_CALLS = int(os.environ.get("BENCH_MEMORY_CALLS", "1000000"))
 STATEMENTS = os.environ.get("BENCH_STATEMENTS", "1") == "1"
+LOG_EVENTS = int(os.environ.get("BENCH_LOG_EVENTS", "10000000"))
 
 # key, title, what spendguard runs, what the floor runs, bare-UPDATE reference script
 WORKLOADS = [
@@ -178,6 +181,57 @@ def statement_counts():
     return counts
 
 
+def log_growth():
+    """Fills the shared event log with LOG_EVENTS events of tenant 'bulk'
+    (10,000 budgets whose histories fold, so verify() of one is clean), then
+    measures authorize again and times the readers of one budget, with
+    their plans (auto_explain of the statements inside the functions)."""
+    t0 = time.time()
+    psql(f"""
+      INSERT INTO spendguard.budget_event (tenant_id, event_seq, capability_id, grant_index, kind,
+        allowed, exposure_units, invocation_count_after, total_cost_exposed_after,
+        total_cost_realized_after, guarantee_level)
+      SELECT 'bulk', g, 'b' || (g % 10000), 0, 'increment_invocation', true, 0, g / 10000 + 1, 0, 0,
+             'single_node_atomic'
+      FROM generate_series(0, {LOG_EVENTS - 1}) g;
+      INSERT INTO spendguard.budget_usage (tenant_id, capability_id, grant_index, invocation_count, seq)
+      SELECT 'bulk', 'b' || k, 0, count(*), max(g) FROM (
+        SELECT g % 10000 AS k, g FROM generate_series(0, {LOG_EVENTS - 1}) g) x GROUP BY k;""")
+    psql("VACUUM ANALYZE spendguard.budget_event")
+    psql("VACUUM ANALYZE spendguard.budget_usage")
+    fill = time.time() - t0
+    total = int(psql("SELECT count(*) FROM spendguard.budget_event"))
+    after = {}
+    turn = 0
+    for clients in CLIENTS:
+        runs = {"sg": [], "floor": []}
+        for run in range(RUNS):
+            order = ["sg", "floor"] if turn % 2 == 0 else ["floor", "sg"]
+            turn += 1
+            for side in order:
+                psql("CHECKPOINT")
+                runs[side].append(pgbench(script_of("authorize_spread", side), clients,
+                                          f"grown-{clients}-{side}"))
+        after[clients] = {side: median_run(runs[side]) for side in runs}
+    readers = {}
+    for name, sql in [("budget_events of one budget", "SELECT count(*) FROM spendguard.budget_events(100, 'b7', 0)"),
+                      ("verify() of one budget", "SELECT count(*) FROM spendguard.verify('b7', 0)")]:
+        r = subprocess.run(
+            [f"{PG_BIN}/psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", SOCK, "-p", PORT, "-U", "postgres",
+             "-d", DB, "-c", "LOAD 'auto_explain'", "-c", "SET auto_explain.log_min_duration = 0",
+             "-c", "SET auto_explain.log_nested_statements = on", "-c", "SET client_min_messages = log",
+             "-c", "SET spendguard.tenant = 'bulk'", "-c", "\\timing on", "-c", sql],
+            capture_output=True, text=True, check=True)
+        text = r.stdout + r.stderr
+        scans = sorted(set(re.findall(r"((?:Index Only Scan|Index Scan|Bitmap Index Scan|Seq Scan)"
+                                      r"(?: Backward)?(?: using \w+)? on \w+)", text)))
+        ms = re.findall(r"Time: ([0-9.]+) ms", text)
+        value = [l for l in r.stdout.splitlines() if l.strip().isdigit()]
+        readers[name] = {"ms": float(ms[-1]) if ms else float("nan"), "scans": scans,
+                         "rows": value[-1] if value else "?"}
+    return {"events": total, "fill_seconds": fill, "after": after, "readers": readers}
+
+
 def memory_check():
     """RSS of one backend before and after MEMORY_CALLS authorizations in one session."""
     per_stmt = 100
@@ -276,6 +330,7 @@ def main():
                     print(f"{title:30} {clients:3} cl run {run + 1} {side:5} {r['tps']:10.1f} tps "
                           f"p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms", flush=True)
             results[(key, clients)] = {side: median_run(runs[side]) for side in sides}
+    grown = log_growth() if LOG_EVENTS else None
     mem = memory_check() if MEMORY_CALLS else {}
     print("memory:", json.dumps(mem))
     chart = plot(results, HERE / "throughput.png")
@@ -333,6 +388,23 @@ def main():
             x = r.get(side)
             cells += [f"{x['wal_bytes']:.0f}", f"{x['wal_records']:.1f}"] if x else ["–", "–"]
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    if grown:
+        lines += ["", "## As the log grows", "",
+                  f"{LOG_EVENTS:,} events of another tenant put into the shared log "
+                  f"({grown['events']:,} rows in all, {grown['fill_seconds']:.0f} s to load), then "
+                  "authorize, spread, measured again the same way:", "",
+                  "| clients | spendguard tps, empty log | with the big log | ratio | floor tps, empty log "
+                  "| with the big log | spendguard / floor, big log |", "|---:|---:|---:|---:|---:|---:|---:|"]
+        for c in CLIENTS:
+            e, g = results[("authorize_spread", c)], grown["after"][c]
+            lines.append(f"| {c} | {e['sg']['tps']:.0f} | {g['sg']['tps']:.0f} | "
+                         f"**{g['sg']['tps'] / e['sg']['tps']:.2f}** | {e['floor']['tps']:.0f} | "
+                         f"{g['floor']['tps']:.0f} | {g['sg']['tps'] / g['floor']['tps']:.2f} |")
+        lines += ["", "Readers of one budget of the big tenant (10,000 budgets of 1,000 events), "
+                  "with the scans auto_explain reports for the statements inside them:", "",
+                  "| reader | time | scans |", "|---|---:|---|"]
+        for name, r in grown["readers"].items():
+            lines.append(f"| {name} | {r['ms']:.1f} ms | {'; '.join(r['scans']) or '?'} |")
     if mem:
         lines += ["", "## Backend memory", "",
                   f"One session, {mem['calls']:,} `budget_authorize_hold` calls (100 per statement, "

@@ -48,20 +48,26 @@ END
 $$;
 
 -- The latest `lim` events, returned in commit order (oldest first).
+-- PL/pgSQL so that the plan cache plans for the values given: with a budget
+-- named, the per-budget index (budget_event_budget) is read, not the
+-- tenant's whole log (a SQL function's generic plan did that).
 CREATE FUNCTION spendguard.budget_events(
   lim integer DEFAULT 100, capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL)
 RETURNS SETOF spendguard.budget_event
-LANGUAGE sql STABLE AS $$
-  SELECT spendguard.check_id('capability_id', $2);
-  SELECT * FROM (
-    SELECT * FROM spendguard.budget_event e
-    WHERE e.tenant_id = spendguard.current_tenant()
-      AND ($2 IS NULL OR e.capability_id = $2)
-      AND ($3 IS NULL OR e.grant_index = $3)
-    ORDER BY e.event_seq DESC
-    LIMIT $1
-  ) latest
-  ORDER BY latest.event_seq
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  PERFORM spendguard.check_id('capability_id', $2);
+  RETURN QUERY
+    SELECT * FROM (
+      SELECT * FROM spendguard.budget_event e
+      WHERE e.tenant_id = spendguard.current_tenant()
+        AND ($2 IS NULL OR e.capability_id = $2)
+        AND ($3 IS NULL OR e.grant_index = $3)
+      ORDER BY e.event_seq DESC
+      LIMIT $1
+    ) latest
+    ORDER BY latest.event_seq;
+END
 $$;
 
 -- Proposals and the tool-call audit log (SPEC §4): readers; the row type

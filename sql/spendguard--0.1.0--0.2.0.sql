@@ -609,11 +609,15 @@ AS 'MODULE_PATHNAME', 'usage_record_wrapper';
 --
 -- The optional budget key narrows it to one budget; every read then goes
 -- through the per-budget indexes (budget_event_budget, budget_hold_budget,
--- the usage primary key).
+-- the usage primary key). PL/pgSQL, not SQL, for that: its plan cache
+-- plans the query for the values given, folding the "$1 IS NULL OR" tests,
+-- where a SQL function's one generic plan scanned whole tables.
 CREATE FUNCTION spendguard.verify(capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL)
 RETURNS TABLE (object text, check_name text, expected text, actual text)
-LANGUAGE sql STABLE AS $fn$
-SELECT spendguard.check_id('capability_id', $1);
+LANGUAGE plpgsql STABLE AS $fn$
+BEGIN
+PERFORM spendguard.check_id('capability_id', $1);
+RETURN QUERY
 WITH
 tenant AS (SELECT spendguard.current_tenant() AS id),
 -- every event of the scope with what it did to the counters (denials: nothing)
@@ -804,7 +808,8 @@ problems AS (
                        OR p.realized_spend < 0)
 )
 SELECT p.object, p.check_name, p.expected, p.actual FROM problems p
-ORDER BY p.o, p.object
+ORDER BY p.o, p.object;
+END
 $fn$;
 COMMENT ON FUNCTION spendguard.verify(text, integer) IS
   'The auditor: replays the current tenant''s event log (one budget''s when given) and returns one row per invariant that does not hold, none when sound';
@@ -925,20 +930,26 @@ END
 $$;
 
 -- The latest `lim` events, returned in commit order (oldest first).
+-- PL/pgSQL so that the plan cache plans for the values given: with a budget
+-- named, the per-budget index (budget_event_budget) is read, not the
+-- tenant's whole log (a SQL function's generic plan did that).
 CREATE OR REPLACE FUNCTION spendguard.budget_events(
   lim integer DEFAULT 100, capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL)
 RETURNS SETOF spendguard.budget_event
-LANGUAGE sql STABLE AS $$
-  SELECT spendguard.check_id('capability_id', $2);
-  SELECT * FROM (
-    SELECT * FROM spendguard.budget_event e
-    WHERE e.tenant_id = spendguard.current_tenant()
-      AND ($2 IS NULL OR e.capability_id = $2)
-      AND ($3 IS NULL OR e.grant_index = $3)
-    ORDER BY e.event_seq DESC
-    LIMIT $1
-  ) latest
-  ORDER BY latest.event_seq
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  PERFORM spendguard.check_id('capability_id', $2);
+  RETURN QUERY
+    SELECT * FROM (
+      SELECT * FROM spendguard.budget_event e
+      WHERE e.tenant_id = spendguard.current_tenant()
+        AND ($2 IS NULL OR e.capability_id = $2)
+        AND ($3 IS NULL OR e.grant_index = $3)
+      ORDER BY e.event_seq DESC
+      LIMIT $1
+    ) latest
+    ORDER BY latest.event_seq;
+END
 $$;
 
 -- Proposals and the tool-call audit log (SPEC §4): readers; the row type
