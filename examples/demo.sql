@@ -40,3 +40,25 @@ SELECT event_seq, kind, allowed, denial_reason, exposure_units, realized_spend_u
 FROM spendguard.budget_events(8, 'openai:gpt', 0);
 SELECT hold_id, disposition, authorized_exposure, remaining_exposure, realized_spend
 FROM spendguard.budget_holds() ORDER BY hold_id;
+
+\echo '6. A hold whose caller died: a TTL gives its exposure back (here a very short one, then the sweep).'
+SELECT authorized, committed_cost_after
+FROM spendguard.budget_authorize_hold('openai:gpt', 0, 100, hold_id => :'h1' || '-ttl', ttl => '1 millisecond');
+SELECT pg_sleep(0.01);
+SELECT spendguard.budget_expire_holds() AS expired;
+
+\echo '7. A user''s daily budget: reserve before the model call, settle with the real cost after.'
+SELECT spendguard.spend_set_group_budget('free-tier', 50000, 'day');
+SELECT allowed, reserved_micros, remaining_micros
+FROM spendguard.spend_reserve('user-42', 'free-tier', 30000, :'h1' || '-res');
+SELECT day, spend_micros FROM spendguard.spend_settle(:'h1' || '-res', 27450);
+SELECT allowed, spent_micros, remaining_micros FROM spendguard.spend_check('user-42', 'free-tier', 30000);
+
+\echo '8. An agent proposes a refund; it is applied once, with the arguments it was proposed with.'
+SELECT token AS refund_token FROM spendguard.proposal_create('application', 'agent-7', 'refund',
+       '{"order": 43, "amount": 500}', effect => 'destructive') \gset
+SELECT status, applied_by_id FROM spendguard.proposal_consume(:'refund_token', 'user', 'ops-1',
+       '{"amount": 500, "order": 43}');
+
+\echo '9. The auditor: no row means the log and the state agree.'
+SELECT * FROM spendguard.verify();
