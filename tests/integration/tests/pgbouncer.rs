@@ -156,6 +156,8 @@ fn set_local_puts_every_call_in_its_tenant_behind_a_transaction_pooler() {
     let half = (clients * rounds / 2) as i64;
     assert_eq!(usage(&mut connect(&ta), "b", 0), (half, half, 0));
     assert_eq!(usage(&mut connect(&tb), "b", 0), (half, half, 0));
+    spendguard_it::assert_verified(&mut connect(&ta));
+    spendguard_it::assert_verified(&mut connect(&tb));
     // PgBouncer's own count: at most two server connections served them all
     let mut admin = Client::connect(&b.conninfo("pgbouncer"), NoTls).unwrap();
     let servers = admin

@@ -158,6 +158,7 @@ fn ten_connections_charge_token_and_call_caps_exactly() {
         ),
         (true, 994, 6)
     );
+    spendguard_it::assert_verified(&mut c);
 }
 
 #[test]
