@@ -13,9 +13,9 @@ install_ext() {
     cat "$log" >&2; rm -f "$log"; return 1
   fi
   rm -f "$log"
-  # 0.1.0's install SQL, for the upgrade test (tests/upgrade/run.sh) and the
-  # upgraded test database (`upgraded` below)
-  cp "$ROOT/tests/upgrade/spendguard--0.1.0.sql" "$("$PG_CONFIG" --sharedir)/extension/"
+  # earlier releases' install SQL, for the upgrade test (tests/upgrade/run.sh)
+  # and the upgraded test database (`upgraded` below)
+  cp "$ROOT"/tests/upgrade/spendguard--*.sql "$("$PG_CONFIG" --sharedir)/extension/"
 }
 
 start() {

@@ -110,10 +110,18 @@ CREATE UNIQUE INDEX budget_event_event_id ON spendguard.budget_event (tenant_id,
 CREATE INDEX budget_event_budget ON spendguard.budget_event (tenant_id, capability_id, grant_index, event_seq);
 
 -- The event log is append-only: no UPDATE, DELETE or TRUNCATE, not even by
--- the owner. (DROP EXTENSION still drops it.)
+-- the owner. (DROP EXTENSION still drops it.) The one exception is history
+-- retirement (sql/retire.sql): an event may be deleted once a checkpoint of
+-- its budget covers it, i.e. once its effect is folded into that checkpoint.
 CREATE FUNCTION spendguard.refuse_event_change() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
+  IF TG_OP = 'DELETE' AND EXISTS (
+       SELECT 1 FROM spendguard.budget_checkpoint k
+       WHERE k.tenant_id = OLD.tenant_id AND k.capability_id = OLD.capability_id
+         AND k.grant_index = OLD.grant_index AND k.through_seq >= OLD.event_seq) THEN
+    RETURN OLD;
+  END IF;
   RAISE EXCEPTION 'spendguard.budget_event is append-only: % is not allowed', TG_OP
     USING ERRCODE = 'insufficient_privilege';
 END

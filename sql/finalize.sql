@@ -131,6 +131,10 @@ $$;
 REVOKE ALL ON ALL TABLES IN SCHEMA spendguard FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA spendguard FROM PUBLIC;
 REVOKE ALL ON FUNCTION spendguard.refuse_event_change() FROM PUBLIC;
+REVOKE ALL ON FUNCTION spendguard.refuse_checkpoint_change() FROM PUBLIC;
+-- Retiring history deletes audit rows: only the owner, or a role an admin
+-- grants it to (docs/operations.md "Retiring history").
+REVOKE ALL ON FUNCTION spendguard.budget_retire_events(timestamptz, text, integer) FROM PUBLIC;
 
 -- Direct reads (for roles an admin grants SELECT to) see the current tenant
 -- only: every table of the schema has tenant_id and this policy.

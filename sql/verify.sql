@@ -9,7 +9,13 @@
 --
 -- The optional budget key narrows it to one budget; every read then goes
 -- through the per-budget indexes (budget_event_budget, budget_hold_budget,
--- the usage primary key). PL/pgSQL, not SQL, for that: its plan cache
+-- the usage primary key).
+--
+-- Retired history (sql/retire.sql): each budget's fold starts from its
+-- newest checkpoint (counters, unheld exposure, last allowed event) and goes
+-- on with the events after it; a hold row whose events were all retired must
+-- be closed with nothing left, and their number and realized spend must be
+-- the checkpoint's. PL/pgSQL, not SQL, for that: its plan cache
 -- plans the query for the values given, folding the "$1 IS NULL OR" tests,
 -- where a SQL function's one generic plan scanned whole tables.
 CREATE FUNCTION spendguard.verify(capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL)
@@ -20,9 +26,22 @@ PERFORM spendguard.check_id('capability_id', $1);
 RETURN QUERY
 WITH
 tenant AS (SELECT spendguard.current_tenant() AS id),
--- every event of the scope with what it did to the counters (denials: nothing)
+-- each budget's newest checkpoint: where its fold starts
+ckpt AS (
+  SELECT DISTINCT ON (k.capability_id, k.grant_index) k.*
+  FROM spendguard.budget_checkpoint k, tenant t
+  WHERE k.tenant_id = t.id
+    AND ($1 IS NULL OR k.capability_id = $1)
+    AND ($2 IS NULL OR k.grant_index = $2)
+  ORDER BY k.capability_id, k.grant_index, k.through_seq DESC
+),
+-- every event of the scope after its budget's checkpoint, with what it did
+-- to the counters (denials: nothing)
 ev AS (
   SELECT e.*,
+    coalesce(k.invocation_count, 0)::numeric AS k_count,
+    coalesce(k.total_cost_exposed, 0)::numeric AS k_exposed,
+    coalesce(k.total_cost_realized, 0)::numeric AS k_realized,
     CASE WHEN NOT e.allowed THEN 0
          WHEN e.kind IN ('authorize_exposure', 'increment_invocation') THEN 1
          WHEN e.kind = 'reverse_exposure' THEN -1
@@ -32,17 +51,19 @@ ev AS (
          ELSE -(e.exposure_units::numeric) END AS d_exposed,
     CASE WHEN e.allowed AND e.kind = 'reconcile_spend' THEN e.realized_spend_units
          ELSE 0 END::numeric AS d_realized
-  FROM spendguard.budget_event e, tenant t
-  WHERE e.tenant_id = t.id
-    AND ($1 IS NULL OR e.capability_id = $1)
+  FROM spendguard.budget_event e
+  JOIN tenant t ON e.tenant_id = t.id
+  LEFT JOIN ckpt k ON k.capability_id = e.capability_id AND k.grant_index = e.grant_index
+  WHERE ($1 IS NULL OR e.capability_id = $1)
     AND ($2 IS NULL OR e.grant_index = $2)
+    AND e.event_seq > coalesce(k.through_seq, 0)
 ),
 -- the running fold along each budget's history in event_seq order
 chain AS (
   SELECT ev.*,
-    sum(ev.d_count) OVER w AS f_count,
-    sum(ev.d_exposed) OVER w AS f_exposed,
-    sum(ev.d_realized) OVER w AS f_realized
+    ev.k_count + sum(ev.d_count) OVER w AS f_count,
+    ev.k_exposed + sum(ev.d_exposed) OVER w AS f_exposed,
+    ev.k_realized + sum(ev.d_realized) OVER w AS f_realized
   FROM ev
   WINDOW w AS (PARTITION BY ev.capability_id, ev.grant_index ORDER BY ev.event_seq
                ROWS UNBOUNDED PRECEDING)
@@ -57,12 +78,24 @@ broken_chain AS (
         IS DISTINCT FROM (c.f_count, c.f_exposed, c.f_realized)
   ORDER BY c.capability_id, c.grant_index, c.event_seq
 ),
-fold AS (
+ev_fold AS (
   SELECT ev.capability_id, ev.grant_index,
     sum(ev.d_count) AS count, sum(ev.d_exposed) AS exposed, sum(ev.d_realized) AS realized,
-    coalesce(max(ev.event_seq) FILTER (WHERE ev.allowed), 0) AS seq,
+    max(ev.event_seq) FILTER (WHERE ev.allowed) AS seq,
     sum(ev.d_exposed) FILTER (WHERE ev.hold_id IS NULL) AS unheld_exposed
   FROM ev GROUP BY ev.capability_id, ev.grant_index
+),
+-- checkpoint + the events after it
+fold AS (
+  SELECT coalesce(f.capability_id, k.capability_id) AS capability_id,
+    coalesce(f.grant_index, k.grant_index) AS grant_index,
+    coalesce(k.invocation_count, 0) + coalesce(f.count, 0) AS count,
+    coalesce(k.total_cost_exposed, 0) + coalesce(f.exposed, 0) AS exposed,
+    coalesce(k.total_cost_realized, 0) + coalesce(f.realized, 0) AS realized,
+    coalesce(f.seq, k.last_allowed_seq, 0) AS seq,
+    coalesce(k.unheld_exposed, 0) + coalesce(f.unheld_exposed, 0) AS unheld_exposed
+  FROM ev_fold f
+  FULL JOIN ckpt k ON k.capability_id = f.capability_id AND k.grant_index = f.grant_index
 ),
 usage AS (
   SELECT u.* FROM spendguard.budget_usage u, tenant t
@@ -123,10 +156,22 @@ hold_fold AS (
 hold_pairs AS (
   SELECT coalesce(h.hold_id, f.hold_id) AS hold_id,
          h.hold_id IS NOT NULL AS has_row, f.hold_id IS NOT NULL AS has_events,
+         h.capability_id, h.grant_index,
+         k.capability_id IS NOT NULL AS has_checkpoint,
          h.authorized_exposure, h.remaining_exposure, h.realized_spend, h.disposition,
          f.authorizations, f.authorized AS f_authorized, f.remaining AS f_remaining,
          f.realized AS f_realized, f.disposition AS f_disposition
   FROM holds h FULL JOIN hold_fold f ON f.hold_id = h.hold_id
+  LEFT JOIN ckpt k ON k.capability_id = h.capability_id AND k.grant_index = h.grant_index
+),
+-- hold rows whose events were all retired, per budget with a checkpoint
+retired AS (
+  SELECT k.capability_id, k.grant_index, k.retired_holds, k.retired_hold_realized,
+         count(p.hold_id) AS holds, coalesce(sum(p.realized_spend), 0) AS realized
+  FROM ckpt k
+  LEFT JOIN hold_pairs p ON p.has_row AND NOT p.has_events
+   AND p.capability_id = k.capability_id AND p.grant_index = k.grant_index
+  GROUP BY k.capability_id, k.grant_index, k.retired_holds, k.retired_hold_realized
 ),
 problems AS (
   -- budgets: counters = fold of allowed events
@@ -176,7 +221,22 @@ problems AS (
   SELECT format('hold %L', p.hold_id), 'hold.exists',
          CASE WHEN p.has_row THEN 'an authorize_exposure event' ELSE 'a budget_hold row' END,
          'none', 9
-  FROM hold_pairs p WHERE NOT (p.has_row AND p.has_events)
+  FROM hold_pairs p
+  WHERE NOT (p.has_row AND p.has_events) AND NOT (p.has_row AND p.has_checkpoint)
+  UNION ALL
+  -- a hold whose events were retired is closed and has nothing left
+  SELECT format('hold %L', p.hold_id), 'hold.retired',
+         'closed with remaining_exposure=0',
+         format('disposition=%s, remaining_exposure=%s', p.disposition, p.remaining_exposure), 15
+  FROM hold_pairs p
+  WHERE p.has_row AND NOT p.has_events AND p.has_checkpoint
+    AND (p.disposition = 'open' OR p.remaining_exposure <> 0)
+  UNION ALL
+  SELECT format('budget (%L, %s)', r.capability_id, r.grant_index), 'checkpoint.retired_holds',
+         format('%s holds, realized_spend=%s', r.retired_holds, r.retired_hold_realized),
+         format('%s holds, realized_spend=%s', r.holds, r.realized), 16
+  FROM retired r
+  WHERE (r.holds, r.realized) IS DISTINCT FROM (r.retired_holds, r.retired_hold_realized)
   UNION ALL
   SELECT format('hold %L', p.hold_id), 'hold.authorized',
          format('one authorization of %s', p.f_authorized),

@@ -30,6 +30,7 @@ pgrx::extension_sql_file!(
     name = "verify",
     requires = [budget::current_tenant]
 );
+pgrx::extension_sql_file!("../sql/retire.sql", name = "retire", requires = ["verify"]);
 pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]

@@ -4,6 +4,7 @@
 //! The reference model that the database is checked against is in `model`.
 
 pub mod model;
+pub mod strategies;
 
 use postgres::{Client, NoTls};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -435,6 +436,13 @@ impl Op {
         }
         self
     }
+    pub fn max_total(mut self, m: i64) -> Op {
+        if let Op::Authorize { max_total, .. } = &mut self {
+            *max_total = Some(m);
+        }
+        self
+    }
+
     pub fn ttl(mut self, t: &str) -> Op {
         if let Op::Authorize { ttl, .. } = &mut self {
             *ttl = Some(t.into());

@@ -129,6 +129,13 @@ impl Model {
             .unwrap_or_default()
     }
 
+    /// History retirement (budget_retire_events) deletes events and with
+    /// them their idempotency keys: the model forgets every event id the
+    /// database no longer has (a retry with one is a new request).
+    pub fn forget_events_except(&mut self, kept: &std::collections::HashSet<String>) {
+        self.events.retain(|id, _| kept.contains(id));
+    }
+
     /// Applies one call; a failed call changes nothing.
     pub fn apply(&mut self, op: &Op) -> Outcome {
         if let Some(bad) = self.validate(op) {

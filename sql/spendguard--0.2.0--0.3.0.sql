@@ -1,0 +1,561 @@
+-- spendguard 0.2.0 -> 0.3.0: retiring history (docs/operations.md
+-- "Retiring history"). Hand-written; every statement below is the 0.3.0
+-- install's own DDL (sql/bootstrap.sql, sql/retire.sql, sql/verify.sql,
+-- sql/finalize.sql), so an upgraded schema equals a fresh 0.3.0 install
+-- (tests/upgrade/run.sh compares the two). No row is rewritten: the
+-- checkpoint table starts empty, and with no checkpoint verify() folds a
+-- budget exactly as 0.2.0 did.
+\echo Use "ALTER EXTENSION spendguard UPDATE TO '0.3.0'" to load this file. \quit
+
+-- the append-only trigger lets a checkpointed event go (sql/bootstrap.sql)
+-- The event log is append-only: no UPDATE, DELETE or TRUNCATE, not even by
+-- the owner. (DROP EXTENSION still drops it.) The one exception is history
+-- retirement (sql/retire.sql): an event may be deleted once a checkpoint of
+-- its budget covers it, i.e. once its effect is folded into that checkpoint.
+CREATE OR REPLACE FUNCTION spendguard.refuse_event_change() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+  IF TG_OP = 'DELETE' AND EXISTS (
+       SELECT 1 FROM spendguard.budget_checkpoint k
+       WHERE k.tenant_id = OLD.tenant_id AND k.capability_id = OLD.capability_id
+         AND k.grant_index = OLD.grant_index AND k.through_seq >= OLD.event_seq) THEN
+    RETURN OLD;
+  END IF;
+  RAISE EXCEPTION 'spendguard.budget_event is append-only: % is not allowed', TG_OP
+    USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+COMMENT ON FUNCTION spendguard.refuse_event_change() IS
+  'Trigger function that keeps spendguard.budget_event append-only';
+
+-- checkpoints, budget_retire_events, budget_checkpoints (sql/retire.sql) ------
+-- spendguard history retirement (issue 11): old events of the budget log
+-- are folded into a per-budget checkpoint and deleted, so that the log does
+-- not grow without end while verify() stays exact.
+--
+-- * A checkpoint row records, for one budget, the state after every event
+--   with event_seq <= through_seq: the three counters, the exposure
+--   authorized or given back without a hold, the budget's last allowed
+--   event, and how many holds (with their realized spend) had all their
+--   events retired. Rows are cumulative: the newest one of a budget carries
+--   everything retired so far. The table is append-only.
+-- * verify() folds each budget from its newest checkpoint on.
+-- * An event is only ever deleted when a checkpoint of its budget covers it
+--   (the append-only trigger of budget_event checks that for every row), and
+--   only at a cut that no hold spans: every hold has all of its events at or
+--   before the cut, or none, so each hold's remaining events fold alone.
+-- * Hold rows stay (one row per hold, not per event): a retired hold is a
+--   closed row with remaining_exposure = 0, counted by the checkpoint.
+-- * Idempotency keys (event_id) of retired events are forgotten with them:
+--   a retry with such a key is a new request. Retire only past the longest
+--   time a client may retry (docs/operations.md "Retiring history").
+
+CREATE TABLE spendguard.budget_checkpoint (
+  tenant_id             text        NOT NULL,
+  capability_id         text        NOT NULL,
+  grant_index           integer     NOT NULL,
+  -- every event of the budget with event_seq <= through_seq is in this row
+  through_seq           bigint      NOT NULL CHECK (through_seq > 0),
+  retired_before        timestamptz NOT NULL,
+  retired_at            timestamptz NOT NULL DEFAULT now(),
+  events                bigint      NOT NULL CHECK (events > 0),
+  invocation_count      bigint      NOT NULL CHECK (invocation_count >= 0),
+  total_cost_exposed    bigint      NOT NULL CHECK (total_cost_exposed >= 0),
+  total_cost_realized   bigint      NOT NULL CHECK (total_cost_realized >= 0),
+  -- exposure authorized minus given back by events without a hold (a
+  -- budget-level release may give back a hold's exposure: it can be < 0)
+  unheld_exposed        numeric     NOT NULL,
+  -- event_seq of the budget's last allowed event, 0 when none: usage.seq
+  last_allowed_seq      bigint      NOT NULL CHECK (last_allowed_seq >= 0),
+  retired_holds         bigint      NOT NULL CHECK (retired_holds >= 0),
+  retired_hold_realized numeric     NOT NULL CHECK (retired_hold_realized >= 0),
+  PRIMARY KEY (tenant_id, capability_id, grant_index, through_seq),
+  FOREIGN KEY (tenant_id, capability_id, grant_index)
+    REFERENCES spendguard.budget_usage (tenant_id, capability_id, grant_index)
+);
+COMMENT ON TABLE spendguard.budget_checkpoint IS
+  'Append-only: per budget, the fold of its retired events (every event_seq <= through_seq); verify() folds on from the newest';
+
+CREATE FUNCTION spendguard.refuse_checkpoint_change() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+  RAISE EXCEPTION 'spendguard.budget_checkpoint is append-only: % is not allowed', TG_OP
+    USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+COMMENT ON FUNCTION spendguard.refuse_checkpoint_change() IS
+  'Trigger function that keeps spendguard.budget_checkpoint append-only';
+CREATE TRIGGER budget_checkpoint_append_only BEFORE UPDATE OR DELETE ON spendguard.budget_checkpoint
+  FOR EACH ROW EXECUTE FUNCTION spendguard.refuse_checkpoint_change();
+CREATE TRIGGER budget_checkpoint_no_truncate BEFORE TRUNCATE ON spendguard.budget_checkpoint
+  FOR EACH STATEMENT EXECUTE FUNCTION spendguard.refuse_checkpoint_change();
+
+CREATE TYPE spendguard.retirement AS (
+  capability_id  text,
+  grant_index    integer,
+  retired_events bigint,
+  kept_events    bigint,
+  through_seq    bigint
+);
+COMMENT ON TYPE spendguard.retirement IS
+  'Result row of spendguard.budget_retire_events: per budget, events retired now, older events kept (a hold spans the cut), and the cut';
+
+-- Retire the current tenant's events recorded before `before` (one budget's
+-- when given). Per budget, under its row lock (every call that writes a
+-- budget's events holds that lock, so no event of it is in flight):
+--   1. verify() of the budget must be clean (history that does not add up is
+--      evidence, not something to fold away): else SG006;
+--   2. the cut is the largest event_seq such that every event of the budget
+--      up to it was recorded before `before` and no hold spans it (an open
+--      hold keeps its own authorization and everything after it);
+--   3. a cumulative checkpoint row is written and the events up to the cut
+--      are deleted, in the same transaction.
+-- Returns one row per budget that has events recorded before `before` that
+-- were not retired earlier: how many were retired now, how many of them had
+-- to be kept (a hold spans the cut), and the cut.
+CREATE FUNCTION spendguard.budget_retire_events(
+  before timestamptz, capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL)
+RETURNS SETOF spendguard.retirement
+LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+  t text;
+  r spendguard.retirement;
+  b record;
+  prev spendguard.budget_checkpoint;
+  prev_seq bigint;
+  c0 bigint;
+  cut bigint;
+  f record;
+  folded bigint;
+  n bigint;
+BEGIN
+  PERFORM spendguard.check_id('capability_id', $2);
+  IF $1 IS NULL THEN
+    RAISE EXCEPTION 'before must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF $1 > now() THEN
+    RAISE EXCEPTION 'before (%) is in the future: only recorded history can be retired', $1
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- Each statement below must see what committed before it took its lock:
+  -- a snapshot from the start of the transaction could miss an event.
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION 'budget_retire_events runs in READ COMMITTED only (this transaction is %)',
+      current_setting('transaction_isolation')
+      USING ERRCODE = 'invalid_transaction_state';
+  END IF;
+  t := spendguard.current_tenant();
+
+  FOR b IN
+    SELECT DISTINCT e.capability_id, e.grant_index
+    FROM spendguard.budget_event e
+    WHERE e.tenant_id = t AND e.recorded_at < $1
+      AND ($2 IS NULL OR e.capability_id = $2)
+      AND ($3 IS NULL OR e.grant_index = $3)
+    ORDER BY 1, 2
+  LOOP
+    PERFORM 1 FROM spendguard.budget_usage u
+    WHERE u.tenant_id = t AND u.capability_id = b.capability_id AND u.grant_index = b.grant_index
+    FOR UPDATE;
+
+    IF EXISTS (SELECT 1 FROM spendguard.verify(b.capability_id, b.grant_index)) THEN
+      RAISE EXCEPTION 'budget (%, %) does not verify: its history is not retired', b.capability_id, b.grant_index
+        USING ERRCODE = 'SG006', HINT = 'SELECT * FROM spendguard.verify(capability_id, grant_index) says what is wrong';
+    END IF;
+
+    prev := NULL;
+    SELECT * INTO prev FROM spendguard.budget_checkpoint k
+    WHERE k.tenant_id = t AND k.capability_id = b.capability_id AND k.grant_index = b.grant_index
+    ORDER BY k.through_seq DESC LIMIT 1;
+    prev_seq := coalesce(prev.through_seq, 0);
+
+    -- the longest prefix of the budget's remaining history recorded before $1
+    SELECT coalesce(
+      (SELECT min(e.event_seq) - 1 FROM spendguard.budget_event e
+       WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
+         AND e.event_seq > prev_seq AND e.recorded_at >= $1),
+      (SELECT max(e.event_seq) FROM spendguard.budget_event e
+       WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
+         AND e.event_seq > prev_seq),
+      prev_seq) INTO c0;
+
+    -- each hold's span [first, last) of its allowed events; an open hold
+    -- spans to the end. The cut is c0 or just before some hold's first event,
+    -- whichever is largest and inside no span.
+    WITH spans AS (
+      SELECT min(e.event_seq) AS first_seq,
+             CASE WHEN min(h.disposition) = 'open' THEN 9223372036854775807
+                  ELSE max(e.event_seq) END AS last_seq
+      FROM spendguard.budget_event e
+      JOIN spendguard.budget_hold h ON h.tenant_id = e.tenant_id AND h.hold_id = e.hold_id
+      WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
+        AND e.event_seq > prev_seq AND e.allowed AND e.hold_id IS NOT NULL
+      GROUP BY e.hold_id
+    ),
+    candidates AS (
+      SELECT c0 AS c UNION ALL SELECT s.first_seq - 1 FROM spans s WHERE s.first_seq <= c0
+    )
+    SELECT max(x.c) INTO cut FROM candidates x
+    WHERE x.c > prev_seq
+      AND NOT EXISTS (SELECT 1 FROM spans s WHERE s.first_seq <= x.c AND x.c < s.last_seq);
+
+    folded := 0;
+    IF cut IS NOT NULL THEN
+      -- the fold of the events being retired (the same deltas as verify())
+      WITH ev AS (
+        SELECT e.*,
+          CASE WHEN NOT e.allowed THEN 0
+               WHEN e.kind IN ('authorize_exposure', 'increment_invocation') THEN 1
+               WHEN e.kind = 'reverse_exposure' THEN -1
+               ELSE 0 END AS d_count,
+          CASE WHEN NOT e.allowed OR e.kind = 'increment_invocation' THEN 0
+               WHEN e.kind = 'authorize_exposure' THEN e.exposure_units::numeric
+               ELSE -(e.exposure_units::numeric) END AS d_exposed,
+          CASE WHEN e.allowed AND e.kind = 'reconcile_spend' THEN e.realized_spend_units
+               ELSE 0 END::numeric AS d_realized
+        FROM spendguard.budget_event e
+        WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
+          AND e.event_seq > prev_seq AND e.event_seq <= cut
+      ),
+      retired_holds AS (
+        SELECT h.realized_spend FROM spendguard.budget_hold h
+        WHERE h.tenant_id = t
+          AND h.hold_id IN (SELECT ev.hold_id FROM ev WHERE ev.allowed AND ev.hold_id IS NOT NULL)
+      )
+      SELECT count(*) AS events,
+             sum(ev.d_count) AS d_count, sum(ev.d_exposed) AS d_exposed,
+             sum(ev.d_realized) AS d_realized,
+             coalesce(sum(ev.d_exposed) FILTER (WHERE ev.hold_id IS NULL), 0) AS d_unheld,
+             max(ev.event_seq) FILTER (WHERE ev.allowed) AS last_allowed,
+             (SELECT count(*) FROM retired_holds) AS holds,
+             (SELECT coalesce(sum(rh.realized_spend), 0) FROM retired_holds rh) AS hold_realized
+      INTO f FROM ev;
+      folded := f.events;
+    END IF;
+
+    -- (a cut before the budget's first remaining event retires nothing)
+    IF folded > 0 THEN
+      INSERT INTO spendguard.budget_checkpoint (tenant_id, capability_id, grant_index, through_seq,
+        retired_before, events, invocation_count, total_cost_exposed, total_cost_realized,
+        unheld_exposed, last_allowed_seq, retired_holds, retired_hold_realized)
+      VALUES (t, b.capability_id, b.grant_index, cut, $1,
+        coalesce(prev.events, 0) + f.events,
+        coalesce(prev.invocation_count, 0) + f.d_count,
+        coalesce(prev.total_cost_exposed, 0) + f.d_exposed,
+        coalesce(prev.total_cost_realized, 0) + f.d_realized,
+        coalesce(prev.unheld_exposed, 0) + f.d_unheld,
+        coalesce(f.last_allowed, prev.last_allowed_seq, 0),
+        coalesce(prev.retired_holds, 0) + f.holds,
+        coalesce(prev.retired_hold_realized, 0) + f.hold_realized);
+
+      DELETE FROM spendguard.budget_event e
+      WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
+        AND e.event_seq > prev_seq AND e.event_seq <= cut;
+      GET DIAGNOSTICS n = ROW_COUNT;
+      IF n <> f.events THEN   -- cannot happen under the budget's lock; never half-retire
+        RAISE EXCEPTION 'budget (%, %): folded % events but deleted %', b.capability_id, b.grant_index, f.events, n
+          USING ERRCODE = 'internal_error';
+      END IF;
+    ELSE
+      n := 0;
+      cut := NULL;
+    END IF;
+
+    r.capability_id := b.capability_id;
+    r.grant_index := b.grant_index;
+    r.retired_events := n;
+    r.through_seq := coalesce(cut, prev_seq);
+    SELECT count(*) INTO r.kept_events FROM spendguard.budget_event e
+    WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
+      AND e.event_seq > coalesce(cut, prev_seq) AND e.recorded_at < $1;
+    RETURN NEXT r;
+  END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION spendguard.budget_retire_events(timestamptz, text, integer) IS
+  'Fold the current tenant''s events recorded before a time into per-budget checkpoints and delete them, cutting only where no hold spans; verify() stays exact. Not granted to PUBLIC';
+
+-- The checkpoints of the current tenant (one budget's when given), oldest first.
+CREATE FUNCTION spendguard.budget_checkpoints(capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL)
+RETURNS SETOF spendguard.budget_checkpoint
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  PERFORM spendguard.check_id('capability_id', $1);
+  RETURN QUERY
+    SELECT * FROM spendguard.budget_checkpoint k
+    WHERE k.tenant_id = spendguard.current_tenant()
+      AND ($1 IS NULL OR k.capability_id = $1)
+      AND ($2 IS NULL OR k.grant_index = $2)
+    ORDER BY k.capability_id, k.grant_index, k.through_seq;
+END
+$$;
+COMMENT ON FUNCTION spendguard.budget_checkpoints(text, integer) IS
+  'Checkpoints of retired history of the current tenant (one budget''s when given), oldest first';
+
+-- verify() folds from the newest checkpoint (sql/verify.sql) ------------------
+CREATE OR REPLACE FUNCTION spendguard.verify(capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL)
+RETURNS TABLE (object text, check_name text, expected text, actual text)
+LANGUAGE plpgsql STABLE AS $fn$
+BEGIN
+PERFORM spendguard.check_id('capability_id', $1);
+RETURN QUERY
+WITH
+tenant AS (SELECT spendguard.current_tenant() AS id),
+-- each budget's newest checkpoint: where its fold starts
+ckpt AS (
+  SELECT DISTINCT ON (k.capability_id, k.grant_index) k.*
+  FROM spendguard.budget_checkpoint k, tenant t
+  WHERE k.tenant_id = t.id
+    AND ($1 IS NULL OR k.capability_id = $1)
+    AND ($2 IS NULL OR k.grant_index = $2)
+  ORDER BY k.capability_id, k.grant_index, k.through_seq DESC
+),
+-- every event of the scope after its budget's checkpoint, with what it did
+-- to the counters (denials: nothing)
+ev AS (
+  SELECT e.*,
+    coalesce(k.invocation_count, 0)::numeric AS k_count,
+    coalesce(k.total_cost_exposed, 0)::numeric AS k_exposed,
+    coalesce(k.total_cost_realized, 0)::numeric AS k_realized,
+    CASE WHEN NOT e.allowed THEN 0
+         WHEN e.kind IN ('authorize_exposure', 'increment_invocation') THEN 1
+         WHEN e.kind = 'reverse_exposure' THEN -1
+         ELSE 0 END::numeric AS d_count,
+    CASE WHEN NOT e.allowed OR e.kind = 'increment_invocation' THEN 0
+         WHEN e.kind = 'authorize_exposure' THEN e.exposure_units::numeric
+         ELSE -(e.exposure_units::numeric) END AS d_exposed,
+    CASE WHEN e.allowed AND e.kind = 'reconcile_spend' THEN e.realized_spend_units
+         ELSE 0 END::numeric AS d_realized
+  FROM spendguard.budget_event e
+  JOIN tenant t ON e.tenant_id = t.id
+  LEFT JOIN ckpt k ON k.capability_id = e.capability_id AND k.grant_index = e.grant_index
+  WHERE ($1 IS NULL OR e.capability_id = $1)
+    AND ($2 IS NULL OR e.grant_index = $2)
+    AND e.event_seq > coalesce(k.through_seq, 0)
+),
+-- the running fold along each budget's history in event_seq order
+chain AS (
+  SELECT ev.*,
+    ev.k_count + sum(ev.d_count) OVER w AS f_count,
+    ev.k_exposed + sum(ev.d_exposed) OVER w AS f_exposed,
+    ev.k_realized + sum(ev.d_realized) OVER w AS f_realized
+  FROM ev
+  WINDOW w AS (PARTITION BY ev.capability_id, ev.grant_index ORDER BY ev.event_seq
+               ROWS UNBOUNDED PRECEDING)
+),
+-- the first event of each budget whose recorded totals are not the fold
+-- up to it (later ones follow from it, so only the first is reported)
+broken_chain AS (
+  SELECT DISTINCT ON (c.capability_id, c.grant_index) c.*
+  FROM chain c
+  WHERE (c.invocation_count_after::numeric, c.total_cost_exposed_after::numeric,
+         c.total_cost_realized_after::numeric)
+        IS DISTINCT FROM (c.f_count, c.f_exposed, c.f_realized)
+  ORDER BY c.capability_id, c.grant_index, c.event_seq
+),
+ev_fold AS (
+  SELECT ev.capability_id, ev.grant_index,
+    sum(ev.d_count) AS count, sum(ev.d_exposed) AS exposed, sum(ev.d_realized) AS realized,
+    max(ev.event_seq) FILTER (WHERE ev.allowed) AS seq,
+    sum(ev.d_exposed) FILTER (WHERE ev.hold_id IS NULL) AS unheld_exposed
+  FROM ev GROUP BY ev.capability_id, ev.grant_index
+),
+-- checkpoint + the events after it
+fold AS (
+  SELECT coalesce(f.capability_id, k.capability_id) AS capability_id,
+    coalesce(f.grant_index, k.grant_index) AS grant_index,
+    coalesce(k.invocation_count, 0) + coalesce(f.count, 0) AS count,
+    coalesce(k.total_cost_exposed, 0) + coalesce(f.exposed, 0) AS exposed,
+    coalesce(k.total_cost_realized, 0) + coalesce(f.realized, 0) AS realized,
+    coalesce(f.seq, k.last_allowed_seq, 0) AS seq,
+    coalesce(k.unheld_exposed, 0) + coalesce(f.unheld_exposed, 0) AS unheld_exposed
+  FROM ev_fold f
+  FULL JOIN ckpt k ON k.capability_id = f.capability_id AND k.grant_index = f.grant_index
+),
+usage AS (
+  SELECT u.* FROM spendguard.budget_usage u, tenant t
+  WHERE u.tenant_id = t.id
+    AND ($1 IS NULL OR u.capability_id = $1)
+    AND ($2 IS NULL OR u.grant_index = $2)
+),
+holds AS (
+  SELECT h.* FROM spendguard.budget_hold h, tenant t
+  WHERE h.tenant_id = t.id
+    AND ($1 IS NULL OR h.capability_id = $1)
+    AND ($2 IS NULL OR h.grant_index = $2)
+),
+open_holds AS (
+  SELECT h.capability_id, h.grant_index, sum(h.remaining_exposure) AS remaining
+  FROM holds h WHERE h.disposition = 'open'
+  GROUP BY h.capability_id, h.grant_index
+),
+budgets AS (
+  SELECT coalesce(u.capability_id, f.capability_id) AS capability_id,
+         coalesce(u.grant_index, f.grant_index) AS grant_index,
+         u.capability_id IS NOT NULL AS has_row,
+         u.invocation_count, u.total_cost_exposed, u.total_cost_realized, u.seq,
+         coalesce(f.count, 0) AS f_count, coalesce(f.exposed, 0) AS f_exposed,
+         coalesce(f.realized, 0) AS f_realized, coalesce(f.seq, 0) AS f_seq,
+         coalesce(f.unheld_exposed, 0) + coalesce(o.remaining, 0) AS split_exposed
+  FROM usage u
+  FULL JOIN fold f ON f.capability_id = u.capability_id AND f.grant_index = u.grant_index
+  LEFT JOIN open_holds o
+    ON o.capability_id = coalesce(u.capability_id, f.capability_id)
+   AND o.grant_index = coalesce(u.grant_index, f.grant_index)
+),
+-- each hold's own events folded: authorized, given back, realized, and the
+-- kind of its last event (which decides its disposition)
+hold_ev AS (
+  SELECT ev.hold_id,
+    min(ev.capability_id) AS capability_id, min(ev.grant_index) AS grant_index,
+    count(*) FILTER (WHERE ev.kind = 'authorize_exposure') AS authorizations,
+    sum(ev.exposure_units) FILTER (WHERE ev.kind = 'authorize_exposure') AS authorized,
+    coalesce(sum(ev.exposure_units) FILTER (WHERE ev.kind <> 'authorize_exposure'), 0) AS given_back,
+    coalesce(sum(ev.realized_spend_units) FILTER (WHERE ev.kind = 'reconcile_spend'), 0) AS realized,
+    (array_agg(ev.kind ORDER BY ev.event_seq DESC))[1] AS last_kind
+  FROM ev WHERE ev.allowed AND ev.hold_id IS NOT NULL
+  GROUP BY ev.hold_id
+),
+hold_fold AS (
+  SELECT x.*, coalesce(x.authorized, 0) - x.given_back AS remaining,
+    CASE x.last_kind
+      WHEN 'authorize_exposure' THEN 'open'
+      WHEN 'release_exposure' THEN
+        CASE WHEN coalesce(x.authorized, 0) - x.given_back > 0 THEN 'open' ELSE 'released' END
+      WHEN 'reverse_exposure' THEN 'reversed'
+      WHEN 'reconcile_spend' THEN 'reconciled'
+      WHEN 'expire_exposure' THEN 'expired'
+    END AS disposition
+  FROM hold_ev x
+),
+hold_pairs AS (
+  SELECT coalesce(h.hold_id, f.hold_id) AS hold_id,
+         h.hold_id IS NOT NULL AS has_row, f.hold_id IS NOT NULL AS has_events,
+         h.capability_id, h.grant_index,
+         k.capability_id IS NOT NULL AS has_checkpoint,
+         h.authorized_exposure, h.remaining_exposure, h.realized_spend, h.disposition,
+         f.authorizations, f.authorized AS f_authorized, f.remaining AS f_remaining,
+         f.realized AS f_realized, f.disposition AS f_disposition
+  FROM holds h FULL JOIN hold_fold f ON f.hold_id = h.hold_id
+  LEFT JOIN ckpt k ON k.capability_id = h.capability_id AND k.grant_index = h.grant_index
+),
+-- hold rows whose events were all retired, per budget with a checkpoint
+retired AS (
+  SELECT k.capability_id, k.grant_index, k.retired_holds, k.retired_hold_realized,
+         count(p.hold_id) AS holds, coalesce(sum(p.realized_spend), 0) AS realized
+  FROM ckpt k
+  LEFT JOIN hold_pairs p ON p.has_row AND NOT p.has_events
+   AND p.capability_id = k.capability_id AND p.grant_index = k.grant_index
+  GROUP BY k.capability_id, k.grant_index, k.retired_holds, k.retired_hold_realized
+),
+problems AS (
+  -- budgets: counters = fold of allowed events
+  SELECT format('budget (%L, %s)', b.capability_id, b.grant_index) AS object,
+         'usage.exists' AS check_name, 'a budget_usage row' AS expected, 'none' AS actual, 1 AS o
+  FROM budgets b WHERE NOT b.has_row
+  UNION ALL
+  SELECT format('budget (%L, %s)', b.capability_id, b.grant_index), 'usage.invocation_count',
+         b.f_count::text, b.invocation_count::text, 2
+  FROM budgets b WHERE b.has_row AND b.invocation_count::numeric <> b.f_count
+  UNION ALL
+  SELECT format('budget (%L, %s)', b.capability_id, b.grant_index), 'usage.total_cost_exposed',
+         b.f_exposed::text, b.total_cost_exposed::text, 3
+  FROM budgets b WHERE b.has_row AND b.total_cost_exposed::numeric <> b.f_exposed
+  UNION ALL
+  SELECT format('budget (%L, %s)', b.capability_id, b.grant_index), 'usage.total_cost_realized',
+         b.f_realized::text, b.total_cost_realized::text, 4
+  FROM budgets b WHERE b.has_row AND b.total_cost_realized::numeric <> b.f_realized
+  UNION ALL
+  -- the budget's seq is the commit index of its last allowed event
+  SELECT format('budget (%L, %s)', b.capability_id, b.grant_index), 'usage.seq',
+         b.f_seq::text, b.seq::text, 5
+  FROM budgets b WHERE b.has_row AND b.seq <> b.f_seq
+  UNION ALL
+  SELECT format('budget (%L, %s)', b.capability_id, b.grant_index), 'usage.non_negative',
+         'every counter >= 0',
+         format('invocation_count=%s, total_cost_exposed=%s, total_cost_realized=%s',
+                b.invocation_count, b.total_cost_exposed, b.total_cost_realized), 6
+  FROM budgets b
+  WHERE b.has_row AND least(b.invocation_count, b.total_cost_exposed, b.total_cost_realized) < 0
+  UNION ALL
+  -- exposure = open holds' remaining + exposure authorized without a hold
+  SELECT format('budget (%L, %s)', b.capability_id, b.grant_index), 'usage.exposure_split',
+         b.split_exposed::text, b.total_cost_exposed::text, 7
+  FROM budgets b WHERE b.has_row AND b.total_cost_exposed::numeric <> b.split_exposed
+  UNION ALL
+  -- along each budget's history in event_seq order, each event's *_after
+  -- totals are the fold up to and including it
+  SELECT format('event %s of budget (%L, %s)', c.event_seq, c.capability_id, c.grant_index),
+         'event.chain',
+         format('after=(%s, %s, %s)', c.f_count, c.f_exposed, c.f_realized),
+         format('after=(%s, %s, %s)', c.invocation_count_after, c.total_cost_exposed_after,
+                c.total_cost_realized_after), 8
+  FROM broken_chain c
+  UNION ALL
+  -- holds: row and events agree
+  SELECT format('hold %L', p.hold_id), 'hold.exists',
+         CASE WHEN p.has_row THEN 'an authorize_exposure event' ELSE 'a budget_hold row' END,
+         'none', 9
+  FROM hold_pairs p
+  WHERE NOT (p.has_row AND p.has_events) AND NOT (p.has_row AND p.has_checkpoint)
+  UNION ALL
+  -- a hold whose events were retired is closed and has nothing left
+  SELECT format('hold %L', p.hold_id), 'hold.retired',
+         'closed with remaining_exposure=0',
+         format('disposition=%s, remaining_exposure=%s', p.disposition, p.remaining_exposure), 15
+  FROM hold_pairs p
+  WHERE p.has_row AND NOT p.has_events AND p.has_checkpoint
+    AND (p.disposition = 'open' OR p.remaining_exposure <> 0)
+  UNION ALL
+  SELECT format('budget (%L, %s)', r.capability_id, r.grant_index), 'checkpoint.retired_holds',
+         format('%s holds, realized_spend=%s', r.retired_holds, r.retired_hold_realized),
+         format('%s holds, realized_spend=%s', r.holds, r.realized), 16
+  FROM retired r
+  WHERE (r.holds, r.realized) IS DISTINCT FROM (r.retired_holds, r.retired_hold_realized)
+  UNION ALL
+  SELECT format('hold %L', p.hold_id), 'hold.authorized',
+         format('one authorization of %s', p.f_authorized),
+         format('%s authorizations, authorized_exposure=%s', p.authorizations, p.authorized_exposure), 10
+  FROM hold_pairs p
+  WHERE p.has_row AND p.has_events
+    AND (p.authorizations <> 1 OR p.authorized_exposure::numeric <> p.f_authorized)
+  UNION ALL
+  SELECT format('hold %L', p.hold_id), 'hold.remaining_exposure',
+         p.f_remaining::text, p.remaining_exposure::text, 11
+  FROM hold_pairs p
+  WHERE p.has_row AND p.has_events AND p.remaining_exposure::numeric <> p.f_remaining
+  UNION ALL
+  SELECT format('hold %L', p.hold_id), 'hold.realized_spend',
+         p.f_realized::text, p.realized_spend::text, 12
+  FROM hold_pairs p
+  WHERE p.has_row AND p.has_events AND p.realized_spend::numeric <> p.f_realized
+  UNION ALL
+  SELECT format('hold %L', p.hold_id), 'hold.disposition', p.f_disposition, p.disposition, 13
+  FROM hold_pairs p
+  WHERE p.has_row AND p.has_events AND p.disposition IS DISTINCT FROM p.f_disposition
+  UNION ALL
+  SELECT format('hold %L', p.hold_id), 'hold.non_negative',
+         '0 <= remaining_exposure <= authorized_exposure, realized_spend >= 0',
+         format('authorized_exposure=%s, remaining_exposure=%s, realized_spend=%s',
+                p.authorized_exposure, p.remaining_exposure, p.realized_spend), 14
+  FROM hold_pairs p
+  WHERE p.has_row AND (p.remaining_exposure < 0 OR p.remaining_exposure > p.authorized_exposure
+                       OR p.realized_spend < 0)
+)
+SELECT p.object, p.check_name, p.expected, p.actual FROM problems p
+ORDER BY p.o, p.object;
+END
+$fn$;
+COMMENT ON FUNCTION spendguard.verify(text, integer) IS
+  'The auditor: replays the current tenant''s event log (one budget''s when given) and returns one row per invariant that does not hold, none when sound';
+
+-- security, as sql/finalize.sql does it for a fresh install -------------------
+-- (CREATE OR REPLACE resets a function's SECURITY DEFINER and SET clauses)
+ALTER FUNCTION spendguard.verify(text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.budget_retire_events(timestamptz, text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.budget_checkpoints(text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON spendguard.budget_checkpoint FROM PUBLIC;
+REVOKE ALL ON FUNCTION spendguard.refuse_checkpoint_change() FROM PUBLIC;
+REVOKE ALL ON FUNCTION spendguard.budget_retire_events(timestamptz, text, integer) FROM PUBLIC;
+ALTER TABLE spendguard.budget_checkpoint ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON spendguard.budget_checkpoint USING (tenant_id = spendguard.current_tenant());
