@@ -222,7 +222,7 @@ BEGIN
         WHERE h.tenant_id = t
           AND h.hold_id IN (SELECT ev.hold_id FROM ev WHERE ev.allowed AND ev.hold_id IS NOT NULL)
       )
-      SELECT count(*) AS events,
+      SELECT count(*) AS events, max(ev.event_seq) AS max_seq,
              sum(ev.d_count) AS d_count, sum(ev.d_exposed) AS d_exposed,
              sum(ev.d_realized) AS d_realized,
              coalesce(sum(ev.d_exposed) FILTER (WHERE ev.hold_id IS NULL), 0) AS d_unheld,
@@ -231,6 +231,9 @@ BEGIN
              (SELECT coalesce(sum(rh.realized_spend), 0) FROM retired_holds rh) AS hold_realized
       INTO f FROM ev;
       folded := f.events;
+      -- the checkpoint names the last event it covers (the same cut: no
+      -- event of the budget lies between the two, and none can come)
+      cut := f.max_seq;
     END IF;
 
     -- (a cut before the budget's first remaining event retires nothing)
