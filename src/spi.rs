@@ -30,11 +30,19 @@ fn plan(client: &SpiClient<'_>, stmt: &'static Stmt) -> SpiResult<Rc<OwnedPrepar
 }
 
 /// Runs a cached statement that may write.
+///
+/// Every plan is prepared as mutating, so SPI runs it read-write (a fresh
+/// snapshot per statement, the command counter advanced) whichever way it
+/// is called. It is called through `select`, not `update`: pgrx's `update`
+/// first asks for a transaction id (`GetCurrentTransactionId`), which gives
+/// a call that only reads (an idempotent replay, `spend_check`) a commit
+/// record and a WAL flush at commit. PostgreSQL assigns the id itself at
+/// the first row a statement writes or locks.
 pub fn run<'c>(
     client: &mut SpiClient<'c>,
     stmt: &'static Stmt,
     args: &[DatumWithOid<'_>],
 ) -> SpiResult<SpiTupleTable<'c>> {
     let p = plan(client, stmt)?;
-    client.update(&*p, None, args)
+    client.select(&*p, None, args)
 }
