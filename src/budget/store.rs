@@ -112,8 +112,13 @@ const WRITE_TYPES: &[PgOid] = &[
     INT8, TEXT, TEXT, INT8, TEXT, INT8, INT8, TEXT, INTERVAL,
 ];
 
+/// The event INSERT. `$conflict` is the ON CONFLICT clause for a call with
+/// an event id (a concurrent retry of it inserts nothing), or empty: ON
+/// CONFLICT makes every insert speculative (an arbiter-index check first,
+/// and one more WAL record to confirm the row), which a call without an
+/// event id cannot need.
 macro_rules! event_insert {
-    ($seq:literal, $source:literal) => {
+    ($seq:literal, $source:literal, $conflict:expr) => {
         concat!(
             "INSERT INTO spendguard.budget_event (tenant_id, event_seq, event_id, \
              request_fingerprint, hold_id, capability_id, grant_index, kind, allowed, \
@@ -125,9 +130,15 @@ macro_rules! event_insert {
             ", $7, $8, $9, $2, $3, $10::spendguard.budget_event_kind, $11, $12, $13, $14, $15, \
              $16, $17, $4, $5, $6, $18, $19, $20, $21 ",
             $source,
-            " ON CONFLICT (tenant_id, event_id) WHERE event_id IS NOT NULL DO NOTHING \
-             RETURNING event_seq"
+            $conflict,
+            " RETURNING event_seq"
         )
+    };
+}
+
+macro_rules! on_conflict {
+    () => {
+        " ON CONFLICT (tenant_id, event_id) WHERE event_id IS NOT NULL DO NOTHING"
     };
 }
 
@@ -140,51 +151,99 @@ macro_rules! usage_update {
     };
 }
 
+/// Each write statement comes in two forms: `[0]` for a call without an
+/// event id, `[1]` with one (ON CONFLICT on the event id).
+type Write = [Stmt; 2];
+
 /// A denial: the event alone, usage unchanged.
-static WRITE_EVENT: Stmt = Stmt {
-    sql: event_insert!("nextval('spendguard.commit_seq')", ""),
-    types: WRITE_TYPES,
-};
+static WRITE_EVENT: Write = [
+    Stmt {
+        sql: event_insert!("nextval('spendguard.commit_seq')", "", ""),
+        types: WRITE_TYPES,
+    },
+    Stmt {
+        sql: event_insert!("nextval('spendguard.commit_seq')", "", on_conflict!()),
+        types: WRITE_TYPES,
+    },
+];
+
+macro_rules! write_usage {
+    ($conflict:expr) => {
+        concat!(
+            "WITH ",
+            usage_update!(),
+            " ",
+            event_insert!("u.seq", "FROM u", $conflict)
+        )
+    };
+}
 
 /// Usage and event (authorize without a hold, budget-level mutations,
 /// try_increment).
-static WRITE_USAGE: Stmt = Stmt {
-    sql: concat!(
-        "WITH ",
-        usage_update!(),
-        " ",
-        event_insert!("u.seq", "FROM u")
-    ),
-    types: WRITE_TYPES,
-};
+static WRITE_USAGE: Write = [
+    Stmt {
+        sql: write_usage!(""),
+        types: WRITE_TYPES,
+    },
+    Stmt {
+        sql: write_usage!(on_conflict!()),
+        types: WRITE_TYPES,
+    },
+];
+
+macro_rules! write_open_hold {
+    ($conflict:expr) => {
+        concat!(
+            "WITH ",
+            usage_update!(),
+            ", h AS (INSERT INTO spendguard.budget_hold (tenant_id, hold_id, capability_id, \
+             grant_index, authorized_exposure, remaining_exposure, authority_id, lease_id, \
+             lease_epoch, expires_at) VALUES ($1, $9, $2, $3, $13, $13, $18, $19, $20, now() + $25) \
+             ON CONFLICT DO NOTHING RETURNING 1) ",
+            event_insert!("u.seq", "FROM u, h", $conflict)
+        )
+    };
+}
 
 /// Usage, event and a new hold; the event row is only written when the
 /// hold was (a taken hold id leaves no event and the caller raises SG003).
-static WRITE_OPEN_HOLD: Stmt = Stmt {
-    sql: concat!(
-        "WITH ",
-        usage_update!(),
-        ", h AS (INSERT INTO spendguard.budget_hold (tenant_id, hold_id, capability_id, \
-         grant_index, authorized_exposure, remaining_exposure, authority_id, lease_id, \
-         lease_epoch, expires_at) VALUES ($1, $9, $2, $3, $13, $13, $18, $19, $20, now() + $25) \
-         ON CONFLICT DO NOTHING RETURNING 1) ",
-        event_insert!("u.seq", "FROM u, h")
-    ),
-    types: WRITE_TYPES,
-};
+/// The hold keeps its ON CONFLICT: the same hold id may be opened at the
+/// same moment on another budget, whose lock this call does not hold.
+static WRITE_OPEN_HOLD: Write = [
+    Stmt {
+        sql: write_open_hold!(""),
+        types: WRITE_TYPES,
+    },
+    Stmt {
+        sql: write_open_hold!(on_conflict!()),
+        types: WRITE_TYPES,
+    },
+];
+
+macro_rules! write_update_hold {
+    ($conflict:expr) => {
+        concat!(
+            "WITH ",
+            usage_update!(),
+            ", h AS (UPDATE spendguard.budget_hold SET remaining_exposure = $22, \
+             realized_spend = $23, disposition = $24, updated_at = now() \
+             WHERE tenant_id = $1 AND hold_id = $9 RETURNING 1) ",
+            event_insert!("u.seq", "FROM u, h", $conflict)
+        )
+    };
+}
 
 /// Usage, event and the hold's new state.
-static WRITE_UPDATE_HOLD: Stmt = Stmt {
-    sql: concat!(
-        "WITH ",
-        usage_update!(),
-        ", h AS (UPDATE spendguard.budget_hold SET remaining_exposure = $22, \
-         realized_spend = $23, disposition = $24, updated_at = now() \
-         WHERE tenant_id = $1 AND hold_id = $9 RETURNING 1) ",
-        event_insert!("u.seq", "FROM u, h")
-    ),
-    types: WRITE_TYPES,
-};
+static WRITE_UPDATE_HOLD: Write = [
+    Stmt {
+        sql: write_update_hold!(""),
+        types: WRITE_TYPES,
+    },
+    Stmt {
+        sql: write_update_hold!(on_conflict!()),
+        types: WRITE_TYPES,
+    },
+];
 
 /// An event as recorded: enough to return the original result on replay.
 #[derive(Debug, Clone)]
@@ -403,12 +462,13 @@ impl<'a, 'c> Store<'a, 'c> {
     /// id was (both only by a concurrent call).
     pub fn commit(&mut self, e: &NewEvent<'_>, hold: HoldWrite<'_>) -> Result<i64> {
         let opening = e.allowed && matches!(hold, HoldWrite::Open(_));
-        let stmt = match (&hold, e.allowed) {
+        let write = match (&hold, e.allowed) {
             (_, false) => &WRITE_EVENT,
             (HoldWrite::None, true) => &WRITE_USAGE,
             (HoldWrite::Open(_), true) => &WRITE_OPEN_HOLD,
             (HoldWrite::Update(_), true) => &WRITE_UPDATE_HOLD,
         };
+        let stmt = &write[usize::from(e.event_id.is_some())];
         let (h, ttl) = match hold {
             HoldWrite::Update(h) => (Some(h), None),
             HoldWrite::Open(ttl) => (None, ttl),
