@@ -177,18 +177,45 @@ pub fn check_consumable(
 
 // Canonical JSON -------------------------------------------------------------
 
-/// A JSON value with numbers kept as the text they were written in.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum J {
-    Null,
-    Bool(bool),
-    Num(String),
-    Str(String),
-    Arr(Vec<J>),
-    Obj(Vec<(String, J)>),
+/// A JSON value as slices of the text it was parsed from: numbers and
+/// literals as written, strings raw (between the quotes, escapes intact)
+/// with their decoded text only when they contain an escape. Strings as
+/// jsonb prints them are already in canonical form unless they contain a
+/// backslash (jsonb escapes exactly what `write_str` escapes), so the common
+/// case copies no string and allocates nothing per value.
+#[derive(Debug)]
+enum V<'a> {
+    Lit(&'a str),
+    Str(Str<'a>),
+    Arr(Vec<V<'a>>),
+    Obj(Vec<(Str<'a>, V<'a>)>),
+}
+
+#[derive(Debug)]
+struct Str<'a> {
+    raw: &'a str,
+    decoded: Option<String>,
+}
+
+impl Str<'_> {
+    /// The UTF-8 bytes of the string's value: keys sort by these.
+    fn bytes(&self) -> &[u8] {
+        self.decoded.as_deref().unwrap_or(self.raw).as_bytes()
+    }
+    fn write(&self, out: &mut String) {
+        match &self.decoded {
+            None => {
+                out.push('"');
+                out.push_str(self.raw);
+                out.push('"');
+            }
+            Some(d) => write_str(out, d),
+        }
+    }
 }
 
 struct Parser<'a> {
+    text: &'a str,
     s: &'a [u8],
     i: usize,
 }
@@ -197,7 +224,7 @@ fn bad_json() -> Error {
     Error::InvalidParameter("invalid JSON text".into())
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     fn ws(&mut self) {
         while self.i < self.s.len() && matches!(self.s[self.i], b' ' | b'\t' | b'\n' | b'\r') {
             self.i += 1;
@@ -212,7 +239,7 @@ impl Parser<'_> {
             Err(bad_json())
         }
     }
-    fn value(&mut self) -> Result<J> {
+    fn value(&mut self) -> Result<V<'a>> {
         self.ws();
         match self.s.get(self.i).copied().ok_or_else(bad_json)? {
             b'{' => {
@@ -221,7 +248,7 @@ impl Parser<'_> {
                 self.ws();
                 if self.s.get(self.i) == Some(&b'}') {
                     self.i += 1;
-                    return Ok(J::Obj(members));
+                    return Ok(V::Obj(members));
                 }
                 loop {
                     self.ws();
@@ -233,7 +260,7 @@ impl Parser<'_> {
                         Some(b',') => self.i += 1,
                         Some(b'}') => {
                             self.i += 1;
-                            return Ok(J::Obj(members));
+                            return Ok(V::Obj(members));
                         }
                         _ => return Err(bad_json()),
                     }
@@ -245,7 +272,7 @@ impl Parser<'_> {
                 self.ws();
                 if self.s.get(self.i) == Some(&b']') {
                     self.i += 1;
-                    return Ok(J::Arr(items));
+                    return Ok(V::Arr(items));
                 }
                 loop {
                     items.push(self.value()?);
@@ -254,16 +281,16 @@ impl Parser<'_> {
                         Some(b',') => self.i += 1,
                         Some(b']') => {
                             self.i += 1;
-                            return Ok(J::Arr(items));
+                            return Ok(V::Arr(items));
                         }
                         _ => return Err(bad_json()),
                     }
                 }
             }
-            b'"' => Ok(J::Str(self.string()?)),
-            b't' => self.word("true", J::Bool(true)),
-            b'f' => self.word("false", J::Bool(false)),
-            b'n' => self.word("null", J::Null),
+            b'"' => Ok(V::Str(self.string()?)),
+            b't' => self.word("true"),
+            b'f' => self.word("false"),
+            b'n' => self.word("null"),
             _ => {
                 let start = self.i;
                 while self.i < self.s.len()
@@ -277,15 +304,14 @@ impl Parser<'_> {
                 if start == self.i {
                     return Err(bad_json());
                 }
-                let text = std::str::from_utf8(&self.s[start..self.i]).map_err(|_| bad_json())?;
-                Ok(J::Num(text.to_string()))
+                Ok(V::Lit(&self.text[start..self.i]))
             }
         }
     }
-    fn word(&mut self, w: &str, v: J) -> Result<J> {
+    fn word(&mut self, w: &'static str) -> Result<V<'a>> {
         if self.s[self.i..].starts_with(w.as_bytes()) {
             self.i += w.len();
-            Ok(v)
+            Ok(V::Lit(w))
         } else {
             Err(bad_json())
         }
@@ -296,18 +322,37 @@ impl Parser<'_> {
         u32::from_str_radix(std::str::from_utf8(h).map_err(|_| bad_json())?, 16)
             .map_err(|_| bad_json())
     }
-    /// A string token, decoded.
-    fn string(&mut self) -> Result<String> {
+    /// A string token: its raw text, decoded only when it has an escape.
+    fn string(&mut self) -> Result<Str<'a>> {
         if self.s.get(self.i) != Some(&b'"') {
             return Err(bad_json());
         }
         self.i += 1;
-        let mut out = Vec::new();
+        let start = self.i;
+        // the fast path: no escape, no control character up to the quote
+        let end = self.s[start..]
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+            .ok_or_else(bad_json)?;
+        self.i = start + end;
+        if self.s[self.i] == b'"' {
+            let raw = &self.text[start..self.i];
+            self.i += 1;
+            return Ok(Str { raw, decoded: None });
+        }
+        let mut out = self.s[start..self.i].to_vec();
         loop {
             let b = *self.s.get(self.i).ok_or_else(bad_json)?;
             self.i += 1;
             match b {
-                b'"' => return String::from_utf8(out).map_err(|_| bad_json()),
+                b'"' => {
+                    let raw = &self.text[start..self.i - 1];
+                    let decoded = String::from_utf8(out).map_err(|_| bad_json())?;
+                    return Ok(Str {
+                        raw,
+                        decoded: Some(decoded),
+                    });
+                }
                 b'\\' => {
                     let e = *self.s.get(self.i).ok_or_else(bad_json)?;
                     self.i += 1;
@@ -363,15 +408,13 @@ fn write_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-fn write(out: &mut String, v: &J) {
+fn write(out: &mut String, v: &mut V<'_>) {
     match v {
-        J::Null => out.push_str("null"),
-        J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        J::Num(n) => out.push_str(n),
-        J::Str(s) => write_str(out, s),
-        J::Arr(items) => {
+        V::Lit(t) => out.push_str(t),
+        V::Str(s) => s.write(out),
+        V::Arr(items) => {
             out.push('[');
-            for (i, x) in items.iter().enumerate() {
+            for (i, x) in items.iter_mut().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
@@ -379,15 +422,15 @@ fn write(out: &mut String, v: &J) {
             }
             out.push(']');
         }
-        J::Obj(members) => {
-            let mut sorted: Vec<&(String, J)> = members.iter().collect();
-            sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        V::Obj(members) => {
+            // stable, so duplicate keys (jsonb has none) keep their order
+            members.sort_by(|a, b| a.0.bytes().cmp(b.0.bytes()));
             out.push('{');
-            for (i, (k, x)) in sorted.into_iter().enumerate() {
+            for (i, (k, x)) in members.iter_mut().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                write_str(out, k);
+                k.write(out);
                 out.push(':');
                 write(out, x);
             }
@@ -401,22 +444,270 @@ fn write(out: &mut String, v: &J) {
 /// strings escaped one fixed way, numbers exactly as written.
 pub fn canonical_json(text: &str) -> Result<String> {
     let mut p = Parser {
+        text,
         s: text.as_bytes(),
         i: 0,
     };
-    let v = p.value()?;
+    let mut v = p.value()?;
     p.ws();
     if p.i != p.s.len() {
         return Err(bad_json());
     }
     let mut out = String::with_capacity(text.len());
-    write(&mut out, &v);
+    write(&mut out, &mut v);
     Ok(out)
 }
 
 /// Lowercase hex SHA-256 of the canonical text.
 pub fn args_hash(text: &str) -> Result<String> {
     Ok(hex(&Sha256::digest(canonical_json(text)?.as_bytes())))
+}
+
+/// The first canonicalizer (a tree of owned values), kept as the oracle the
+/// zero-copy one above is checked against on random documents.
+#[cfg(test)]
+mod reference {
+    use crate::{Error, Result};
+
+    /// A JSON value with numbers kept as the text they were written in.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    enum J {
+        Null,
+        Bool(bool),
+        Num(String),
+        Str(String),
+        Arr(Vec<J>),
+        Obj(Vec<(String, J)>),
+    }
+
+    struct Parser<'a> {
+        s: &'a [u8],
+        i: usize,
+    }
+
+    fn bad_json() -> Error {
+        Error::InvalidParameter("invalid JSON text".into())
+    }
+
+    impl Parser<'_> {
+        fn ws(&mut self) {
+            while self.i < self.s.len() && matches!(self.s[self.i], b' ' | b'\t' | b'\n' | b'\r') {
+                self.i += 1;
+            }
+        }
+        fn eat(&mut self, b: u8) -> Result<()> {
+            self.ws();
+            if self.s.get(self.i) == Some(&b) {
+                self.i += 1;
+                Ok(())
+            } else {
+                Err(bad_json())
+            }
+        }
+        fn value(&mut self) -> Result<J> {
+            self.ws();
+            match self.s.get(self.i).copied().ok_or_else(bad_json)? {
+                b'{' => {
+                    self.i += 1;
+                    let mut members = Vec::new();
+                    self.ws();
+                    if self.s.get(self.i) == Some(&b'}') {
+                        self.i += 1;
+                        return Ok(J::Obj(members));
+                    }
+                    loop {
+                        self.ws();
+                        let k = self.string()?;
+                        self.eat(b':')?;
+                        members.push((k, self.value()?));
+                        self.ws();
+                        match self.s.get(self.i) {
+                            Some(b',') => self.i += 1,
+                            Some(b'}') => {
+                                self.i += 1;
+                                return Ok(J::Obj(members));
+                            }
+                            _ => return Err(bad_json()),
+                        }
+                    }
+                }
+                b'[' => {
+                    self.i += 1;
+                    let mut items = Vec::new();
+                    self.ws();
+                    if self.s.get(self.i) == Some(&b']') {
+                        self.i += 1;
+                        return Ok(J::Arr(items));
+                    }
+                    loop {
+                        items.push(self.value()?);
+                        self.ws();
+                        match self.s.get(self.i) {
+                            Some(b',') => self.i += 1,
+                            Some(b']') => {
+                                self.i += 1;
+                                return Ok(J::Arr(items));
+                            }
+                            _ => return Err(bad_json()),
+                        }
+                    }
+                }
+                b'"' => Ok(J::Str(self.string()?)),
+                b't' => self.word("true", J::Bool(true)),
+                b'f' => self.word("false", J::Bool(false)),
+                b'n' => self.word("null", J::Null),
+                _ => {
+                    let start = self.i;
+                    while self.i < self.s.len()
+                        && matches!(
+                            self.s[self.i],
+                            b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'
+                        )
+                    {
+                        self.i += 1;
+                    }
+                    if start == self.i {
+                        return Err(bad_json());
+                    }
+                    let text =
+                        std::str::from_utf8(&self.s[start..self.i]).map_err(|_| bad_json())?;
+                    Ok(J::Num(text.to_string()))
+                }
+            }
+        }
+        fn word(&mut self, w: &str, v: J) -> Result<J> {
+            if self.s[self.i..].starts_with(w.as_bytes()) {
+                self.i += w.len();
+                Ok(v)
+            } else {
+                Err(bad_json())
+            }
+        }
+        fn hex4(&mut self) -> Result<u32> {
+            let h = self.s.get(self.i..self.i + 4).ok_or_else(bad_json)?;
+            self.i += 4;
+            u32::from_str_radix(std::str::from_utf8(h).map_err(|_| bad_json())?, 16)
+                .map_err(|_| bad_json())
+        }
+        /// A string token, decoded.
+        fn string(&mut self) -> Result<String> {
+            if self.s.get(self.i) != Some(&b'"') {
+                return Err(bad_json());
+            }
+            self.i += 1;
+            let mut out = Vec::new();
+            loop {
+                let b = *self.s.get(self.i).ok_or_else(bad_json)?;
+                self.i += 1;
+                match b {
+                    b'"' => return String::from_utf8(out).map_err(|_| bad_json()),
+                    b'\\' => {
+                        let e = *self.s.get(self.i).ok_or_else(bad_json)?;
+                        self.i += 1;
+                        let c = match e {
+                            b'"' => '"',
+                            b'\\' => '\\',
+                            b'/' => '/',
+                            b'b' => '\u{8}',
+                            b'f' => '\u{c}',
+                            b'n' => '\n',
+                            b'r' => '\r',
+                            b't' => '\t',
+                            b'u' => {
+                                let hi = self.hex4()?;
+                                let cp = if (0xD800..0xDC00).contains(&hi) {
+                                    if self.s.get(self.i..self.i + 2) != Some(b"\\u") {
+                                        return Err(bad_json());
+                                    }
+                                    self.i += 2;
+                                    let lo = self.hex4()?;
+                                    0x10000
+                                        + ((hi - 0xD800) << 10)
+                                        + (lo.wrapping_sub(0xDC00) & 0x3FF)
+                                } else {
+                                    hi
+                                };
+                                char::from_u32(cp).ok_or_else(bad_json)?
+                            }
+                            _ => return Err(bad_json()),
+                        };
+                        let mut buf = [0u8; 4];
+                        out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                    }
+                    _ => out.push(b),
+                }
+            }
+        }
+    }
+
+    fn write_str(out: &mut String, s: &str) {
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+
+    fn write(out: &mut String, v: &J) {
+        match v {
+            J::Null => out.push_str("null"),
+            J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            J::Num(n) => out.push_str(n),
+            J::Str(s) => write_str(out, s),
+            J::Arr(items) => {
+                out.push('[');
+                for (i, x) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(out, x);
+                }
+                out.push(']');
+            }
+            J::Obj(members) => {
+                let mut sorted: Vec<&(String, J)> = members.iter().collect();
+                sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+                out.push('{');
+                for (i, (k, x)) in sorted.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write_str(out, k);
+                    out.push(':');
+                    write(out, x);
+                }
+                out.push('}');
+            }
+        }
+    }
+
+    /// The canonical text of a JSON document (as jsonb prints it): object keys
+    /// sorted by their UTF-8 bytes at every level, no insignificant whitespace,
+    /// strings escaped one fixed way, numbers exactly as written.
+    pub fn canonical_json(text: &str) -> Result<String> {
+        let mut p = Parser {
+            s: text.as_bytes(),
+            i: 0,
+        };
+        let v = p.value()?;
+        p.ws();
+        if p.i != p.s.len() {
+            return Err(bad_json());
+        }
+        let mut out = String::with_capacity(text.len());
+        write(&mut out, &v);
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -533,5 +824,105 @@ mod tests {
             args_hash("{ \"b\" : 2 , \"a\" : 1 }")
         );
         assert_ne!(args_hash(r#"{"a":1}"#), args_hash(r#"{"a":2}"#));
+    }
+
+    /// The zero-copy canonicalizer gives the reference's text, or its
+    /// error, on random documents: nesting, duplicate-free keys that sort
+    /// differently escaped and decoded, every escape, non-ASCII, numbers as
+    /// written, whitespace, and malformed text.
+    #[test]
+    fn canonical_json_equals_the_reference_on_random_documents() {
+        struct Rng(u64);
+        impl Rng {
+            fn next(&mut self) -> u64 {
+                self.0 ^= self.0 << 13;
+                self.0 ^= self.0 >> 7;
+                self.0 ^= self.0 << 17;
+                self.0
+            }
+            fn below(&mut self, n: u64) -> u64 {
+                self.next() % n
+            }
+        }
+        const PIECES: [&str; 16] = [
+            "a",
+            "b",
+            "#",
+            "\\\"",
+            "\\\\",
+            "\\n",
+            "\\u0041",
+            "\\u00e9",
+            "é",
+            "\\/",
+            "z",
+            "\\ud83d\\ude00",
+            "😀",
+            "\\t",
+            "\\u001f",
+            " ",
+        ];
+        const NUMS: [&str; 6] = ["0", "-1", "1e5", "12345678901234567890", "-0.50", "3.0E-2"];
+        fn string(r: &mut Rng) -> String {
+            let n = r.below(4);
+            let mut s = String::from("\"");
+            for _ in 0..n {
+                s.push_str(PIECES[r.below(PIECES.len() as u64) as usize]);
+            }
+            s.push('"');
+            s
+        }
+        fn ws(r: &mut Rng) -> &'static str {
+            ["", "", " ", "\n  "][r.below(4) as usize]
+        }
+        fn value(r: &mut Rng, depth: u32) -> String {
+            match r.below(if depth > 3 { 4 } else { 6 }) {
+                0 => NUMS[r.below(NUMS.len() as u64) as usize].to_string(),
+                1 => string(r),
+                2 => ["true", "false", "null"][r.below(3) as usize].to_string(),
+                3 => string(r),
+                4 => {
+                    let n = r.below(4);
+                    let items: Vec<String> = (0..n).map(|_| value(r, depth + 1)).collect();
+                    format!("[{}{}]", ws(r), items.join(&format!(",{}", ws(r))))
+                }
+                _ => {
+                    let n = r.below(5);
+                    let mut seen = std::collections::HashSet::new();
+                    let mut members = Vec::new();
+                    for _ in 0..n {
+                        let k = string(r);
+                        // jsonb has unique keys: unique decoded keys here too
+                        if seen.insert(reference::canonical_json(&k).unwrap()) {
+                            members.push(format!("{k}{}:{}{}", ws(r), ws(r), value(r, depth + 1)));
+                        }
+                    }
+                    format!("{{{}{}}}", ws(r), members.join(","))
+                }
+            }
+        }
+        let mut r = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut escaped_keys = 0;
+        for i in 0..20_000 {
+            let mut doc = value(&mut r, 0);
+            if i % 10 == 0 {
+                // malformed: cut short, or a stray byte
+                let cut = r.below(doc.len() as u64 + 1) as usize;
+                doc = if doc.is_char_boundary(cut) {
+                    doc[..cut].to_string()
+                } else {
+                    doc + "}"
+                };
+            }
+            if doc.contains('\\') {
+                escaped_keys += 1;
+            }
+            match (canonical_json(&doc), reference::canonical_json(&doc)) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{doc}"),
+                (Err(_), Err(_)) => {}
+                (a, b) => panic!("{doc}: {a:?} vs {b:?}"),
+            }
+        }
+        assert!(escaped_keys > 1_000, "the generator made too few escapes");
     }
 }
