@@ -11,7 +11,8 @@ Environment: BENCH_SECONDS (per run, default 5), BENCH_CLIENTS (default
 workload keys), BENCH_MEMORY_CALLS (default 1000000, 0 to skip),
 BENCH_STATEMENTS (1: count statements per call with pg_stat_statements in a
 separate pass, default 1), BENCH_LOG_EVENTS (events put into the log before
-authorize is measured again, default 10,000,000; 0 to skip), SG_* from
+authorize is measured again, default 10,000,000; 0 to skip), BENCH_PEERS_DIR
+(a checkout of github.com/pgr0ss/pgledger: its transfer runs as a peer), SG_* from
 scripts/env.sh.
 """
 import json
@@ -38,6 +39,11 @@ ONLY = [k for k in os.environ.get("BENCH_ONLY", "").split(",") if k]
 MEMORY_CALLS = int(os.environ.get("BENCH_MEMORY_CALLS", "1000000"))
 STATEMENTS = os.environ.get("BENCH_STATEMENTS", "1") == "1"
 LOG_EVENTS = int(os.environ.get("BENCH_LOG_EVENTS", "10000000"))
+# A checkout of github.com/pgr0ss/pgledger (pgledger.sql and its vendor/
+# folder): when given, its transfer runs as a peer next to authorize, in a
+# database of its own. Nothing of it is part of this repository.
+PEERS_DIR = os.environ.get("BENCH_PEERS_DIR", "")
+PEER_DB = "spendguard_bench_peer"
 
 # key, title, what spendguard runs, what the floor runs, bare-UPDATE reference script
 WORKLOADS = [
@@ -79,12 +85,40 @@ WORKLOADS = [
      "`sha256()` of the same document's text", None),
 ]
 WORKLOADS = [w for w in WORKLOADS if not ONLY or w[0] in ONLY]
-SIDES = ["sg", "floor", "base"]
+SIDES = ["sg", "floor", "base", "peer"]
+PEER_READY = False
 
 
 def sides_of(key):
-    """The sides a workload has: the bare-UPDATE reference is optional."""
-    return [s for s in SIDES if s != "base" or dict((w[0], w[4]) for w in WORKLOADS)[key]]
+    """The sides a workload has: the bare-UPDATE reference and a peer are optional."""
+    base = dict((w[0], w[4]) for w in WORKLOADS)[key]
+    peer = PEER_READY and (SQL / f"peer_{key}.sql").exists()
+    return [s for s in SIDES if (s != "base" or base) and (s != "peer" or peer)]
+
+
+def setup_peer():
+    """pgledger into a database of its own, with 10,000 accounts."""
+    global PEER_READY
+    if not PEERS_DIR:
+        return False
+    root = Path(PEERS_DIR)
+    files = [root / "vendor/scoville-pgsql-ulid/ulid-to-uuid.sql",
+             root / "vendor/scoville-pgsql-ulid/uuid-to-ulid.sql", root / "pgledger.sql"]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        print(f"BENCH_PEERS_DIR: missing {missing}; no peer", file=sys.stderr)
+        return False
+    psql(f"DROP DATABASE IF EXISTS {PEER_DB}", db="postgres")
+    psql(f"CREATE DATABASE {PEER_DB}", db="postgres")
+    for f in files:
+        subprocess.run([f"{PG_BIN}/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", SOCK, "-p", PORT,
+                        "-U", "postgres", "-d", PEER_DB, "-f", str(f)], check=True, capture_output=True)
+    psql("CREATE TABLE bench_account (n int PRIMARY KEY, id text NOT NULL); "
+         "INSERT INTO bench_account SELECT g, (pgledger_create_account('acct-' || g, 'USD')).id "
+         "FROM generate_series(1, 10000) g", db=PEER_DB)
+    psql("VACUUM ANALYZE", db=PEER_DB)
+    PEER_READY = True
+    return True
 
 
 def psql(sql, db=DB):
@@ -123,9 +157,10 @@ def pgbench(script, clients, tag):
     prefix = OUT / tag
     for old in OUT.glob(f"{tag}.*"):
         old.unlink()
+    db = PEER_DB if script.startswith("peer_") else DB
     cmd = [f"{PG_BIN}/pgbench", "-n", "-M", MODE, "-h", SOCK, "-p", PORT, "-U", "postgres",
            "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(SECONDS),
-           "-f", str(SQL / script), "-l", f"--log-prefix={prefix}", DB]
+           "-f", str(SQL / script), "-l", f"--log-prefix={prefix}", db]
     wal0 = wal()
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=OUT)
     wal1 = wal()
@@ -232,13 +267,27 @@ def log_growth():
     return {"events": total, "fill_seconds": fill, "after": after, "readers": readers}
 
 
-def memory_check():
-    """RSS of one backend before and after MEMORY_CALLS authorizations in one session."""
+MEMORY_WORKLOADS = [
+    ("authorize_spread", "authorize"),
+    ("authorize_capture", "authorize + capture"),
+    ("replay", "idempotent replay"),
+    ("try_increment", "try_increment"),
+    ("spend_upsert", "spend_upsert_daily"),
+    ("spend_charge", "spend_charge"),
+    ("spend_reserve_settle", "reserve + settle"),
+    ("usage_cap_charge", "usage_cap_charge"),
+    ("proposal", "proposal create + consume"),
+    ("args_hash_64k", "args_hash, 64 KB"),
+]
+
+
+def memory_one(key):
+    """RSS of one backend before and after MEMORY_CALLS calls of one workload in one session."""
     per_stmt = 100
     stmts = MEMORY_CALLS // per_stmt
     warm = max(stmts // 100, 10)
-    script = OUT / "memory.psql"
-    stmt = (SQL / "memory.sql").read_text().strip().splitlines()[-1]
+    script = OUT / f"memory_{key}.psql"
+    stmt = (SQL / f"memory_{key}.sql").read_text().strip().splitlines()[-1]
     with script.open("w") as f:
         f.write("\\set ON_ERROR_STOP on\nSET synchronous_commit = off;\n")
         # \! takes its line verbatim: pass the pid through the environment
@@ -249,8 +298,10 @@ def memory_check():
         f.write("\\o\n\\! grep -E '^(VmRSS|RssAnon)' /proc/$SG_BACKEND_PID/status | sed 's/^/after /'\n")
     t0 = time.time()
     r = subprocess.run([f"{PG_BIN}/psql", "-X", "-q", "-h", SOCK, "-p", PORT, "-U", "postgres",
-                        "-d", DB, "-f", str(script)], capture_output=True, text=True, check=True)
+                        "-d", DB, "-f", str(script)], capture_output=True, text=True)
     script.unlink()
+    if r.returncode != 0:
+        raise RuntimeError(f"memory check {key}: {r.stderr}")
     kb = {}
     for line in r.stdout.splitlines():
         m = re.match(r"(before|after) (VmRSS|RssAnon):\s+(\d+) kB", line)
@@ -258,6 +309,16 @@ def memory_check():
             kb[(m.group(1), m.group(2))] = int(m.group(3))
     return {"calls": stmts * per_stmt, "warmup_calls": warm * per_stmt, "seconds": time.time() - t0,
             **{f"{w}_{k}_kb": v for (w, k), v in kb.items()}}
+
+
+def memory_check():
+    """Every workload of MEMORY_WORKLOADS, two sessions at a time (2 cores)."""
+    psql("SELECT spendguard.spend_set_group_budget('memg', 9000000000000000000, 'month')")
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        done = dict(zip([k for k, _ in MEMORY_WORKLOADS],
+                        pool.map(memory_one, [k for k, _ in MEMORY_WORKLOADS])))
+    return {k: done[k] for k, _ in MEMORY_WORKLOADS}
 
 
 def machine():
@@ -286,10 +347,11 @@ def plot(results, path):
         ax.axis("off")
     for ax, (key, title, *_) in zip(flat, WORKLOADS):
         xs = range(len(CLIENTS))
-        w = 0.27
-        for off, side, label, color in [(-w, "base", "bare UPDATE (reference)", "#cccccc"),
-                                        (0, "floor", "floor: least SQL, same rows", "#888888"),
-                                        (w, "sg", "spendguard", "#2a6fbb")]:
+        w = 0.21
+        for off, side, label, color in [(-1.5 * w, "base", "bare UPDATE (reference)", "#cccccc"),
+                                        (-0.5 * w, "floor", "floor: least SQL, same rows", "#888888"),
+                                        (0.5 * w, "sg", "spendguard", "#2a6fbb"),
+                                        (1.5 * w, "peer", "peer: pgledger transfer", "#d9822b")]:
             ax.bar([x + off for x in xs],
                    [results[(key, c)].get(side, {"tps": 0})["tps"] for c in CLIENTS], w,
                    label=label, color=color)
@@ -312,6 +374,7 @@ def main():
     subprocess.run([f"{PG_BIN}/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", SOCK, "-p", PORT,
                     "-U", "postgres", "-d", DB, "-f", str(SQL / "setup.sql")],
                    check=True, capture_output=True)
+    peer = setup_peer()
     counts = statement_counts() if STATEMENTS else {}
     results = {}
     turn = 0
@@ -361,6 +424,25 @@ def main():
             lines.append(f"| {title} | {c} | {sg['tps']:.0f} | {sg['p50_ms']:.2f} | {sg['p99_ms']:.2f} | "
                          f"{fl['tps']:.0f} | **{sg['tps'] / fl['tps']:.2f}** | {bare} | "
                          f"{sg['runs']}; {fl['runs']} |")
+    peered = [(key, title) for key, title, *_ in WORKLOADS if "peer" in results[(key, CLIENTS[0])]]
+    if peered:
+        lines += ["", "## Peers", "",
+                  "A plain-SQL peer, run from a checkout of it (`BENCH_PEERS_DIR`; its code is not "
+                  "part of this repository) in a database of its own, same settings: "
+                  "[pgledger](https://github.com/pgr0ss/pgledger), a double-entry ledger in "
+                  "PL/pgSQL. One `pgledger_create_transfer` between two of 10,000 accounts "
+                  "(`bench/sql/peer_*.sql`) updates two balances and writes a transfer and two "
+                  "entries, in one transaction like one spendguard authorize.", "",
+                  "| spendguard workload | clients | spendguard tps | pgledger transfer tps | spendguard / peer |",
+                  "|---|---:|---:|---:|---:|"]
+        for key, title in peered:
+            for c in CLIENTS:
+                r = results[(key, c)]
+                lines.append(f"| {title} | {c} | {r['sg']['tps']:.0f} | {r['peer']['tps']:.0f} | "
+                             f"{r['sg']['tps'] / r['peer']['tps']:.2f} |")
+    elif not peer:
+        lines += ["", "No peer in this run (`BENCH_PEERS_DIR` not set: see bench/README or "
+                  "docs/performance.md)."]
     if counts:
         lines += ["", "## Statements per transaction", "",
                   "From `pg_stat_statements` (track = all) in a pass of its own, 200 transactions "
@@ -406,15 +488,22 @@ def main():
         for name, r in grown["readers"].items():
             lines.append(f"| {name} | {r['ms']:.1f} ms | {'; '.join(r['scans']) or '?'} |")
     if mem:
+        first = next(iter(mem.values()))
         lines += ["", "## Backend memory", "",
-                  f"One session, {mem['calls']:,} `budget_authorize_hold` calls (100 per statement, "
-                  f"synchronous_commit off for speed), RSS read from /proc after {mem['warmup_calls']:,} "
-                  f"warm-up calls and at the end ({mem['seconds']:.0f} s):", "",
-                  "| | after warm-up | after all calls | growth |", "|---|---:|---:|---:|"]
-        for k in ["RssAnon", "VmRSS"]:
-            b, a = mem.get(f"before_{k}_kb"), mem.get(f"after_{k}_kb")
-            if b is not None and a is not None:
-                lines.append(f"| {k} | {b:,} kB | {a:,} kB | {a - b:+,} kB |")
+                  f"Per workload, one session making {first['calls']:,} calls (100 per statement, "
+                  f"`bench/sql/memory_*.sql`; synchronous_commit off for speed; two sessions at a "
+                  f"time), RSS read from /proc after {first['warmup_calls']:,} warm-up calls and "
+                  f"at the end:", "",
+                  "| workload | RssAnon after warm-up | RssAnon at the end | growth | VmRSS growth | seconds |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for key, title in MEMORY_WORKLOADS:
+            m = mem.get(key)
+            if not m or m.get("before_RssAnon_kb") is None or m.get("after_RssAnon_kb") is None:
+                continue
+            b, a = m["before_RssAnon_kb"], m["after_RssAnon_kb"]
+            vb, va = m.get("before_VmRSS_kb", 0), m.get("after_VmRSS_kb", 0)
+            lines.append(f"| {title} | {b:,} kB | {a:,} kB | {a - b:+,} kB | {va - vb:+,} kB | "
+                         f"{m['seconds']:.0f} |")
         lines += ["", "RssAnon is the backend's private memory (a leak shows here); VmRSS also counts "
                   "the shared buffers the backend has touched, which grows with the data it reads."]
     lines += ["", "Chart: `bench/throughput.png`." if chart else "No chart (matplotlib missing).", ""]
