@@ -46,3 +46,18 @@ pub fn run<'c>(
     let p = plan(client, stmt)?;
     client.select(&*p, None, args)
 }
+
+/// `pg_advisory_xact_lock(key)` called directly, not as an SPI statement:
+/// the same transaction-scoped lock without a statement's executor
+/// start-up (one statement fewer per usage_cap_charge and proposal_create).
+pub fn advisory_xact_lock(key: i64) {
+    use pgrx::datum::IntoDatum;
+    // SAFETY: a core function taking one int8, called with one int8; it
+    // returns void or raises (deadlock, cancel).
+    unsafe {
+        pgrx::direct_function_call_as_datum(
+            pgrx::pg_sys::pg_advisory_xact_lock_int8,
+            &[key.into_datum()],
+        );
+    }
+}

@@ -39,11 +39,6 @@ static IN_FLIGHT: Stmt = Stmt {
     types: &[TEXT, TEXT, TEXT, TEXT, TEXT, INT8],
 };
 
-static LOCK_CONTENT: Stmt = Stmt {
-    sql: "SELECT pg_advisory_xact_lock($1)",
-    types: &[INT8],
-};
-
 /// A new proposal and its nonce hash, in one statement.
 static CREATE: Stmt = Stmt {
     sql: "WITH t AS (INSERT INTO spendguard.tool_call (tenant_id, principal_kind, principal_id, \
@@ -201,7 +196,7 @@ impl ProposalStore<'_, '_> {
 
     /// Locks a proposal content (its key) until the transaction ends.
     pub fn lock_content(&mut self, key: i64) {
-        self.query(&LOCK_CONTENT, &[key.into()]);
+        crate::spi::advisory_xact_lock(key);
     }
 
     pub fn in_flight(

@@ -42,14 +42,6 @@ static RECORD_CALL: Stmt = Stmt {
     types: &[TEXT, TEXT, TEXT, TEXT],
 };
 
-/// One cap's decisions are made one at a time: a transaction-scoped
-/// advisory lock on a 64-bit digest of the cap's key (nothing to write,
-/// released at commit or rollback, fine behind a transaction pooler).
-static LOCK_CAP: Stmt = Stmt {
-    sql: "SELECT pg_advisory_xact_lock($1)",
-    types: &[INT8],
-};
-
 static PURGE: Stmt = Stmt {
     sql: "WITH u AS (DELETE FROM spendguard.usage_event WHERE tenant_id = $1 AND at < $2 RETURNING 1), \
           c AS (DELETE FROM spendguard.call_event WHERE tenant_id = $1 AND at < $2 RETURNING 1) \
@@ -148,7 +140,11 @@ impl UsageStore<'_, '_> {
     }
 
     pub fn lock(&mut self, digest: i64) {
-        spi(run(self.client, &LOCK_CAP, &[digest.into()]));
+        // One cap's decisions are made one at a time: a transaction-scoped
+        // advisory lock on a 64-bit digest of the cap's key (nothing to
+        // write, released at commit or rollback, fine behind a transaction
+        // pooler).
+        crate::spi::advisory_xact_lock(digest);
     }
 
     pub fn purge(&mut self, before: TimestampWithTimeZone) -> i64 {
