@@ -186,12 +186,8 @@ fn lock_period(
 ) -> (Usage, bool, i64, i64) {
     let key = spend::reservation_budget(user, group);
     let (usage, taken) = budgets(db).lock_usage(&key, grant_of(start), new_hold);
-    let spent = db.spent(user, group, start, end);
-    let reserved = if usage.exposed == 0 {
-        0
-    } else {
-        db.reserved(&key, start, now())
-    };
+    let reserved_from = (usage.exposed != 0).then_some((key.as_str(), start, now()));
+    let (spent, reserved) = db.spent_and_reserved(user, group, start, end, reserved_from);
     (usage, taken, spent, reserved)
 }
 
@@ -213,11 +209,9 @@ pub fn check(
     with_store(&tenant, |db| {
         let (limit, start, end) = limit_at(db, &user, &group, day);
         let key = spend::reservation_budget(&user, &group);
-        let counted = spend::total(
-            db.spent(&user, &group, start, end),
-            db.reserved(&key, start, now()),
-            "spend",
-        )?;
+        let (spent, reserved) =
+            db.spent_and_reserved(&user, &group, start, end, Some((&key, start, now())));
+        let counted = spend::total(spent, reserved, "spend")?;
         Ok(SpendDecision {
             allowed: spend::fits(counted, cost, limit),
             spent_micros: counted,
@@ -397,21 +391,17 @@ fn close(hold_id: Option<String>, cost: Option<i64>, settle: bool) -> Result<Opt
                 HoldWrite::Update(out.hold.as_ref().expect("a hold mutation returns the hold")),
             )?;
         }
-        let status = if settle {
-            ReservationStatus::Settled
-        } else {
-            ReservationStatus::Cancelled
+        let Some(c) = cost else {
+            db.close_reservation(&hold_id, ReservationStatus::Cancelled, None);
+            return Ok(None);
         };
-        db.close_reservation(&hold_id, status, cost);
-        Ok(cost.map(|c| {
-            let total = db.upsert_daily(&r.user_id, &r.group_id, r.day, c);
-            DailyRow {
-                tenant_id: tenant.clone(),
-                user_id: r.user_id.clone(),
-                group_id: r.group_id.clone(),
-                day: r.day,
-                spend_micros: total,
-            }
+        let total = db.settle_reservation(&hold_id, &r.user_id, &r.group_id, r.day, c);
+        Ok(Some(DailyRow {
+            tenant_id: tenant.clone(),
+            user_id: r.user_id.clone(),
+            group_id: r.group_id.clone(),
+            day: r.day,
+            spend_micros: total,
         }))
     })
 }

@@ -13,6 +13,7 @@ const TEXT: PgOid = PgOid::BuiltIn(T::TEXTOID);
 const INT8: PgOid = PgOid::BuiltIn(T::INT8OID);
 const DATE: PgOid = PgOid::BuiltIn(T::DATEOID);
 const TIMESTAMPTZ: PgOid = PgOid::BuiltIn(T::TIMESTAMPTZOID);
+const BOOL: PgOid = PgOid::BuiltIn(T::BOOLOID);
 
 static UPSERT_DAILY: Stmt = Stmt {
     sql:
@@ -48,13 +49,20 @@ static LIMITS: Stmt = Stmt {
     types: &[TEXT, TEXT, TEXT],
 };
 
-/// Open reservations of a reservation budget that have not expired at $4
-/// (the partial index of open holds with a TTL: reservations always have one).
-static RESERVED: Stmt = Stmt {
-    sql: "SELECT coalesce(sum(remaining_exposure), 0)::bigint FROM spendguard.budget_hold \
-          WHERE tenant_id = $1 AND capability_id = $2 AND grant_index = $3::int4 \
-            AND disposition = 'open' AND expires_at IS NOT NULL AND expires_at > $4",
-    types: &[TEXT, TEXT, INT8, TIMESTAMPTZ],
+/// A user's spend over days [$4, $5) (primary key range scan) and, when
+/// $8, the open reservations of the reservation budget not expired at $9
+/// (the partial index of open holds with a TTL: reservations always have
+/// one; $6 and $7 name that budget), in one statement: what a charge or
+/// a reservation reads under its lock.
+static SPENT_AND_RESERVED: Stmt = Stmt {
+    sql: "SELECT (SELECT coalesce(sum(spend_micros), 0)::bigint FROM spendguard.daily_spend \
+            WHERE tenant_id = $1 AND user_id = $2 AND group_id = $3 AND day >= $4 AND day < $5), \
+          CASE WHEN $8 THEN (SELECT coalesce(sum(remaining_exposure), 0)::bigint \
+            FROM spendguard.budget_hold \
+            WHERE tenant_id = $1 AND capability_id = $6 AND grant_index = $7::int4 \
+              AND disposition = 'open' AND expires_at IS NOT NULL AND expires_at > $9) \
+          ELSE 0::bigint END",
+    types: &[TEXT, TEXT, TEXT, DATE, DATE, TEXT, INT8, BOOL, TIMESTAMPTZ],
 };
 
 static SET_BUDGET: Stmt = Stmt {
@@ -98,6 +106,21 @@ static LOCK_RESERVATION: Stmt = Stmt {
     sql: "SELECT user_id, group_id, day, status FROM spendguard.spend_reservation \
           WHERE tenant_id = $1 AND hold_id = $2 FOR UPDATE",
     types: &[TEXT, TEXT],
+};
+
+/// A settle's two writes in one statement: the reservation closed with its
+/// cost, and the cost added to the user's row of the reservation's day
+/// ($3 user, $4 group, $5 day, $6 cost); returns the day's total.
+static SETTLE_RESERVATION: Stmt = Stmt {
+    sql: "WITH c AS (UPDATE spendguard.spend_reservation \
+            SET status = 'settled', cost_micros = $6, closed_at = now() \
+            WHERE tenant_id = $1 AND hold_id = $2 RETURNING 1) \
+          INSERT INTO spendguard.daily_spend AS d (tenant_id, user_id, group_id, day, spend_micros) \
+          SELECT $1, $3, $4, $5, $6 FROM c \
+          ON CONFLICT (tenant_id, user_id, group_id, day) \
+          DO UPDATE SET spend_micros = d.spend_micros + EXCLUDED.spend_micros \
+          RETURNING d.spend_micros",
+    types: &[TEXT, TEXT, TEXT, TEXT, DATE, INT8],
 };
 
 static CLOSE_RESERVATION: Stmt = Stmt {
@@ -174,6 +197,66 @@ impl SpendStore<'_, '_> {
         )
     }
 
+    /// The user's spend over days [from, to) and, when `reserved_from` gives
+    /// the reservation budget (key, grant) and the time, its open unexpired
+    /// reservations (else 0): one statement.
+    pub fn spent_and_reserved(
+        &mut self,
+        user: &str,
+        group: &str,
+        from: i64,
+        to: i64,
+        reserved_from: Option<(&str, i64, i64)>,
+    ) -> (i64, i64) {
+        let (key, grant, now) = reserved_from.unwrap_or(("", 0, 0));
+        let now =
+            pgrx::datum::TimestampWithTimeZone::try_from(now).expect("now() is a timestamptz");
+        let t = spi(run(
+            self.client,
+            &SPENT_AND_RESERVED,
+            &[
+                self.tenant.into(),
+                user.into(),
+                group.into(),
+                date(from).into(),
+                date(to).into(),
+                key.into(),
+                grant.into(),
+                reserved_from.is_some().into(),
+                now.into(),
+            ],
+        ));
+        let r = t.first();
+        (
+            spi(r.get::<i64>(1)).unwrap_or(0),
+            spi(r.get::<i64>(2)).unwrap_or(0),
+        )
+    }
+
+    /// Closes a reservation as settled with `cost` and adds the cost to the
+    /// user's row of `day`, in one statement; the day's total after.
+    pub fn settle_reservation(
+        &mut self,
+        hold_id: &str,
+        user: &str,
+        group: &str,
+        day: i64,
+        cost: i64,
+    ) -> i64 {
+        let t = self.tenant;
+        self.one_i64(
+            &SETTLE_RESERVATION,
+            &[
+                t.into(),
+                hold_id.into(),
+                user.into(),
+                group.into(),
+                date(day).into(),
+                cost.into(),
+            ],
+        )
+    }
+
     pub fn group_spent(&mut self, group: &str, from: i64) -> i64 {
         let t = self.tenant;
         self.one_i64(&GROUP_SPENT, &[t.into(), group.into(), date(from).into()])
@@ -193,16 +276,6 @@ impl SpendStore<'_, '_> {
             .zip(period)
             .map(|(l, p)| (l, Period::parse(&p).expect("a CHECK keeps periods valid")));
         (group_budget, spi(r.get(3)))
-    }
-
-    pub fn reserved(&mut self, budget: &str, period_start: i64, now: i64) -> i64 {
-        let t = self.tenant;
-        let now =
-            pgrx::datum::TimestampWithTimeZone::try_from(now).expect("now() is a timestamptz");
-        self.one_i64(
-            &RESERVED,
-            &[t.into(), budget.into(), period_start.into(), now.into()],
-        )
     }
 
     pub fn set_budget(&mut self, group: &str, limit: Option<(i64, Period)>) {
