@@ -62,3 +62,7 @@ SELECT status, applied_by_id FROM spendguard.proposal_consume(:'refund_token', '
 
 \echo '9. The auditor: no row means the log and the state agree.'
 SELECT * FROM spendguard.verify();
+
+\echo '10. Old history retires into per-budget checkpoints; the auditor still agrees (an open hold keeps its events).'
+SELECT capability_id, retired_events, kept_events FROM spendguard.budget_retire_events(now()) ORDER BY 1;
+SELECT * FROM spendguard.verify();
