@@ -9,7 +9,7 @@ include_env = source scripts/env.sh
 ## make run: build, install, start a local PostgreSQL with spendguard, run the demo
 run: setup install
 	bash scripts/cluster.sh fresh
-	@$(include_env); "$$PG_BIN/psql" -X -h "$$SG_SOCKDIR" -p "$$SG_PORT" -U postgres -d "$$SG_DB" -f examples/demo.sql
+	@$(include_env); "$$PG_BIN/psql" -X -v ON_ERROR_STOP=1 -h "$$SG_SOCKDIR" -p "$$SG_PORT" -U postgres -d "$$SG_DB" -f examples/demo.sql
 	@$(include_env); printf '\nspendguard is running. Connect with:\n  psql "%s"\n(or: make psql; stop it with: make stop)\n' "$$SG_CONNINFO"
 
 ## make test: every suite, then one total line
