@@ -12,7 +12,7 @@ workload keys), BENCH_MEMORY_CALLS (default 1000000, 0 to skip),
 BENCH_STATEMENTS (1: count statements per call with pg_stat_statements in a
 separate pass, default 1), BENCH_LOG_EVENTS (events put into the log before
 authorize is measured again, default 10,000,000; 0 to skip), BENCH_PEERS_DIR
-(a checkout of github.com/pgr0ss/pgledger: its transfer runs as a peer), SG_* from
+(a folder with checkouts pgledger/ and pg-authz/: they run as peers), SG_* from
 scripts/env.sh.
 """
 import json
@@ -39,11 +39,27 @@ ONLY = [k for k in os.environ.get("BENCH_ONLY", "").split(",") if k]
 MEMORY_CALLS = int(os.environ.get("BENCH_MEMORY_CALLS", "1000000"))
 STATEMENTS = os.environ.get("BENCH_STATEMENTS", "1") == "1"
 LOG_EVENTS = int(os.environ.get("BENCH_LOG_EVENTS", "10000000"))
-# A checkout of github.com/pgr0ss/pgledger (pgledger.sql and its vendor/
-# folder): when given, its transfer runs as a peer next to authorize, in a
-# database of its own. Nothing of it is part of this repository.
+# A folder with checkouts of plain-SQL peers: pgledger/ (github.com/pgr0ss/
+# pgledger) and pg-authz/ (github.com/varunchopra/pg-authz, its meter
+# module). Each one found runs next to the spendguard workload it compares
+# with, in a database of its own. Nothing of them is part of this repository.
 PEERS_DIR = os.environ.get("BENCH_PEERS_DIR", "")
-PEER_DB = "spendguard_bench_peer"
+PEERS = {
+    # workload key: (peer, database, SQL files in order, setup statements)
+    "authorize_spread": (
+        "pgledger", "spendguard_bench_pgledger",
+        ["vendor/scoville-pgsql-ulid/ulid-to-uuid.sql", "vendor/scoville-pgsql-ulid/uuid-to-ulid.sql",
+         "pgledger.sql"],
+        ["CREATE TABLE bench_account (n int PRIMARY KEY, id text NOT NULL); "
+         "INSERT INTO bench_account SELECT g, (pgledger_create_account('acct-' || g, 'USD')).id "
+         "FROM generate_series(1, 10000) g"]),
+    "spend_reserve_settle_spread": (
+        "pg-authz meter", "spendguard_bench_meter",
+        ["meter/src/schema/*.sql", "meter/src/functions/*.sql", "meter/src/triggers/*.sql"],
+        ["SELECT count(*) FROM generate_series(1, 10000) g, "
+         "LATERAL meter.allocate('u' || g, 'llm_call', 1000000000000, 'tokens') a"]),
+}
+PEER_CHECKOUT = {"pgledger": "pgledger", "pg-authz meter": "pg-authz"}
 
 # key, title, what spendguard runs, what the floor runs, bare-UPDATE reference script
 WORKLOADS = [
@@ -86,39 +102,39 @@ WORKLOADS = [
 ]
 WORKLOADS = [w for w in WORKLOADS if not ONLY or w[0] in ONLY]
 SIDES = ["sg", "floor", "base", "peer"]
-PEER_READY = False
+PEER_READY = set()
 
 
 def sides_of(key):
     """The sides a workload has: the bare-UPDATE reference and a peer are optional."""
     base = dict((w[0], w[4]) for w in WORKLOADS)[key]
-    peer = PEER_READY and (SQL / f"peer_{key}.sql").exists()
+    peer = key in PEER_READY and (SQL / f"peer_{key}.sql").exists()
     return [s for s in SIDES if (s != "base" or base) and (s != "peer" or peer)]
 
 
-def setup_peer():
-    """pgledger into a database of its own, with 10,000 accounts."""
-    global PEER_READY
+def setup_peers():
+    """Each peer found under BENCH_PEERS_DIR into a database of its own."""
     if not PEERS_DIR:
         return False
-    root = Path(PEERS_DIR)
-    files = [root / "vendor/scoville-pgsql-ulid/ulid-to-uuid.sql",
-             root / "vendor/scoville-pgsql-ulid/uuid-to-ulid.sql", root / "pgledger.sql"]
-    missing = [str(f) for f in files if not f.exists()]
-    if missing:
-        print(f"BENCH_PEERS_DIR: missing {missing}; no peer", file=sys.stderr)
-        return False
-    psql(f"DROP DATABASE IF EXISTS {PEER_DB}", db="postgres")
-    psql(f"CREATE DATABASE {PEER_DB}", db="postgres")
-    for f in files:
-        subprocess.run([f"{PG_BIN}/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", SOCK, "-p", PORT,
-                        "-U", "postgres", "-d", PEER_DB, "-f", str(f)], check=True, capture_output=True)
-    psql("CREATE TABLE bench_account (n int PRIMARY KEY, id text NOT NULL); "
-         "INSERT INTO bench_account SELECT g, (pgledger_create_account('acct-' || g, 'USD')).id "
-         "FROM generate_series(1, 10000) g", db=PEER_DB)
-    psql("VACUUM ANALYZE", db=PEER_DB)
-    PEER_READY = True
-    return True
+    for key, (name, db, patterns, setup) in PEERS.items():
+        if ONLY and key not in ONLY:
+            continue
+        root = Path(PEERS_DIR) / PEER_CHECKOUT[name]
+        files = [f for p in patterns for f in sorted(root.glob(p))]
+        if not root.is_dir() or not files:
+            print(f"BENCH_PEERS_DIR: no {root}; no {name} peer", file=sys.stderr)
+            continue
+        psql(f"DROP DATABASE IF EXISTS {db}", db="postgres")
+        psql(f"CREATE DATABASE {db}", db="postgres")
+        for f in files:
+            subprocess.run([f"{PG_BIN}/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", SOCK, "-p",
+                            PORT, "-U", "postgres", "-d", db, "-f", str(f)],
+                           check=True, capture_output=True)
+        for stmt in setup:
+            psql(stmt, db=db)
+        psql("VACUUM ANALYZE", db=db)
+        PEER_READY.add(key)
+    return bool(PEER_READY)
 
 
 def psql(sql, db=DB):
@@ -157,7 +173,7 @@ def pgbench(script, clients, tag):
     prefix = OUT / tag
     for old in OUT.glob(f"{tag}.*"):
         old.unlink()
-    db = PEER_DB if script.startswith("peer_") else DB
+    db = PEERS[script[len("peer_"):-len(".sql")]][1] if script.startswith("peer_") else DB
     cmd = [f"{PG_BIN}/pgbench", "-n", "-M", MODE, "-h", SOCK, "-p", PORT, "-U", "postgres",
            "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(SECONDS),
            "-f", str(SQL / script), "-l", f"--log-prefix={prefix}", db]
@@ -351,7 +367,7 @@ def plot(results, path):
         for off, side, label, color in [(-1.5 * w, "base", "bare UPDATE (reference)", "#cccccc"),
                                         (-0.5 * w, "floor", "floor: least SQL, same rows", "#888888"),
                                         (0.5 * w, "sg", "spendguard", "#2a6fbb"),
-                                        (1.5 * w, "peer", "peer: pgledger transfer", "#d9822b")]:
+                                        (1.5 * w, "peer", "peer (plain SQL)", "#d9822b")]:
             ax.bar([x + off for x in xs],
                    [results[(key, c)].get(side, {"tps": 0})["tps"] for c in CLIENTS], w,
                    label=label, color=color)
@@ -374,7 +390,7 @@ def main():
     subprocess.run([f"{PG_BIN}/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", SOCK, "-p", PORT,
                     "-U", "postgres", "-d", DB, "-f", str(SQL / "setup.sql")],
                    check=True, capture_output=True)
-    peer = setup_peer()
+    peer = setup_peers()
     counts = statement_counts() if STATEMENTS else {}
     results = {}
     turn = 0
@@ -427,22 +443,26 @@ def main():
     peered = [(key, title) for key, title, *_ in WORKLOADS if "peer" in results[(key, CLIENTS[0])]]
     if peered:
         lines += ["", "## Peers", "",
-                  "A plain-SQL peer, run from a checkout of it (`BENCH_PEERS_DIR`; its code is not "
-                  "part of this repository) in a database of its own, same settings: "
-                  "[pgledger](https://github.com/pgr0ss/pgledger), a double-entry ledger in "
-                  "PL/pgSQL. One `pgledger_create_transfer` between two of 10,000 accounts "
-                  "(`bench/sql/peer_*.sql`) updates two balances and writes a transfer and two "
-                  "entries, in one transaction like one spendguard authorize.", "",
-                  "| spendguard workload | clients | spendguard tps | pgledger transfer tps | spendguard / peer |",
-                  "|---|---:|---:|---:|---:|"]
+                  "Plain-SQL peers, run from checkouts of them (`BENCH_PEERS_DIR`; their code is "
+                  "not part of this repository), each in a database of its own, same settings "
+                  "(`bench/sql/peer_*.sql`):", "",
+                  "* [pgledger](https://github.com/pgr0ss/pgledger), a double-entry ledger in "
+                  "PL/pgSQL, next to authorize: one `pgledger_create_transfer` between two of "
+                  "10,000 accounts updates two balances and writes a transfer and two entries, "
+                  "one transaction like one authorize;",
+                  "* [pg-authz](https://github.com/varunchopra/pg-authz)'s meter, next to reserve "
+                  "+ settle: `meter.reserve` then `meter.commit` of the reservation (two "
+                  "transactions) over 10,000 users with an allocated balance.", "",
+                  "| spendguard workload | peer | clients | spendguard tps | peer tps | spendguard / peer |",
+                  "|---|---|---:|---:|---:|---:|"]
         for key, title in peered:
             for c in CLIENTS:
                 r = results[(key, c)]
-                lines.append(f"| {title} | {c} | {r['sg']['tps']:.0f} | {r['peer']['tps']:.0f} | "
-                             f"{r['sg']['tps'] / r['peer']['tps']:.2f} |")
+                lines.append(f"| {title} | {PEERS[key][0]} | {c} | {r['sg']['tps']:.0f} | "
+                             f"{r['peer']['tps']:.0f} | {r['sg']['tps'] / r['peer']['tps']:.2f} |")
     elif not peer:
-        lines += ["", "No peer in this run (`BENCH_PEERS_DIR` not set: see bench/README or "
-                  "docs/performance.md)."]
+        lines += ["", "No peer in this run (`BENCH_PEERS_DIR` not set: see docs/performance.md, "
+                  "\"Peers\")."]
     if counts:
         lines += ["", "## Statements per transaction", "",
                   "From `pg_stat_statements` (track = all) in a pass of its own, 200 transactions "
