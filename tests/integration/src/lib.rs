@@ -436,13 +436,6 @@ impl Op {
         }
         self
     }
-    pub fn max_total(mut self, m: i64) -> Op {
-        if let Op::Authorize { max_total, .. } = &mut self {
-            *max_total = Some(m);
-        }
-        self
-    }
-
     pub fn ttl(mut self, t: &str) -> Op {
         if let Op::Authorize { ttl, .. } = &mut self {
             *ttl = Some(t.into());

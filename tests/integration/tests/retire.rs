@@ -76,7 +76,10 @@ fn retirement_cuts_only_where_no_hold_spans() {
     ok(&mut c, &Op::capture("h1", None, 15)); // 3
     ok(&mut c, &Op::authorize("a", 30).hold("h2")); // 4: stays open
     ok(&mut c, &Op::authorize("a", 5)); // 5
-    ok(&mut c, &Op::authorize("a", 1000).max_total(100)); // 6: a denial
+    ok(
+        &mut c,
+        &Op::authorize("a", 1000).limits(None, None, Some(100)),
+    ); // 6: a denial
     let seqs: Vec<i64> = log(&mut c, "a").iter().map(|e| e.0).collect();
     assert_eq!(seqs.len(), 6);
     let before = usage(&mut c, "a", 0);
@@ -225,6 +228,11 @@ fn bad_input_changes_nothing() {
             "22023",
         ),
         ("SELECT * FROM spendguard.budget_retire_events(now(), '')", "22023"),
+        ("SELECT * FROM spendguard.budget_checkpoints('')", "22023"),
+        (
+            &format!("SELECT * FROM spendguard.budget_checkpoints('{long}')"),
+            "22023",
+        ),
         (
             &format!("SELECT * FROM spendguard.budget_retire_events(now(), '{long}')"),
             "22023",
@@ -449,7 +457,12 @@ fn retirement_races_writers_on_the_same_budget() {
             }
             let h = format!("w{i}-{n}");
             n += 1;
-            if authorized(&run(c, &Op::authorize("hot", 3).hold(&h).max_total(60))) {
+            if authorized(&run(
+                c,
+                &Op::authorize("hot", 3)
+                    .hold(&h)
+                    .limits(None, None, Some(60)),
+            )) {
                 events += 1;
                 let last = if n % 3 == 0 {
                     Op::reverse(&h, None)
