@@ -2,7 +2,7 @@
 # root with only the Rust toolchain; both install what they need first.
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: run test bench package setup lint unit pgtest install cluster upgraded-cluster regress upgrade integration package-test clients stop psql clean
+.PHONY: run test bench package setup lint unit pgtest install cluster upgraded-cluster regress upgrade backup integration package-test clients stop psql clean
 
 include_env = source scripts/env.sh
 
@@ -56,6 +56,11 @@ regress:
 # 0.1.0 -> current: schema and catalog equal to a fresh install, rows intact
 upgrade:
 	bash tests/upgrade/run.sh
+
+# pg_dump / pg_restore / pg_dumpall round trips keep every row and the
+# restored database works on
+backup:
+	bash tests/backup/run.sh
 
 # the tarball installs into an emptied PostgreSQL and a new cluster uses it
 package-test:

@@ -8,6 +8,12 @@
 CREATE SEQUENCE spendguard.commit_seq AS bigint CACHE 1;
 COMMENT ON SEQUENCE spendguard.commit_seq IS
   'Database-wide commit index: event_seq of every event, seq of every budget mutation';
+-- Tables and sequences an extension creates are left out of pg_dump unless
+-- registered: every one that holds user data is (docs/operations.md "Backup
+-- and restore"; tests/pg_regress/sql/dump.sql fails for one that is not).
+-- A restore then sets the sequence to its dumped value, so a new event is
+-- newer than every restored one.
+SELECT pg_catalog.pg_extension_config_dump('spendguard.commit_seq', '');
 
 -- CHECK constraints cost a re-read of their expression on every INSERT and
 -- UPDATE statement, so the hot tables carry the ones that guard money (the
@@ -29,6 +35,7 @@ CREATE TABLE spendguard.budget_usage (
 );
 COMMENT ON TABLE spendguard.budget_usage IS
   'One row per budget (capability_id, grant_index): invocation count, open exposure and realized spend';
+SELECT pg_catalog.pg_extension_config_dump('spendguard.budget_usage', '');
 -- No index on updated_at: every mutation changes it, and an index on it
 -- would make each usage UPDATE a non-HOT update (new entries in every index).
 
@@ -53,12 +60,19 @@ CREATE TABLE spendguard.budget_hold (
   PRIMARY KEY (tenant_id, hold_id),
   CHECK (remaining_exposure <= authorized_exposure),
   CHECK (disposition = 'open' OR remaining_exposure = 0),
-  CHECK ((authority_id IS NULL) = (lease_id IS NULL) AND (lease_id IS NULL) = (lease_epoch IS NULL)),
-  FOREIGN KEY (tenant_id, capability_id, grant_index)
-    REFERENCES spendguard.budget_usage (tenant_id, capability_id, grant_index)
+  CHECK ((authority_id IS NULL) = (lease_id IS NULL) AND (lease_id IS NULL) = (lease_epoch IS NULL))
+  -- No foreign key to budget_usage (nor from spend_reservation or
+  -- budget_checkpoint): pg_restore -j loads the tables' rows in parallel,
+  -- each in its own transaction, and does not order the rows of an
+  -- extension's tables by their foreign keys, so a hold could be loaded
+  -- before its budget and the restore would fail. The functions, the only
+  -- writers, write the budget first; verify() reports a hold, checkpoint
+  -- or reservation without its budget or hold (usage.exists, hold.exists,
+  -- reservation.hold).
 );
 COMMENT ON TABLE spendguard.budget_hold IS
   'Two-phase holds: exposure authorized against a budget, then released, reversed or reconciled';
+SELECT pg_catalog.pg_extension_config_dump('spendguard.budget_hold', '');
 CREATE INDEX budget_hold_budget ON spendguard.budget_hold (tenant_id, capability_id, grant_index);
 -- Open holds with a TTL, oldest expiry first: per tenant for the sweep
 -- (budget_expire_holds), per budget for the lazy expiry on the deny path.
@@ -105,6 +119,7 @@ CREATE TABLE spendguard.budget_event (
 );
 COMMENT ON TABLE spendguard.budget_event IS
   'Append-only log of every budget decision and mutation, denials included';
+SELECT pg_catalog.pg_extension_config_dump('spendguard.budget_event', '');
 CREATE UNIQUE INDEX budget_event_event_id ON spendguard.budget_event (tenant_id, event_id)
   WHERE event_id IS NOT NULL;
 CREATE INDEX budget_event_budget ON spendguard.budget_event (tenant_id, capability_id, grant_index, event_seq);

@@ -42,6 +42,7 @@ CREATE TABLE spendguard.tool_call (
 );
 COMMENT ON TABLE spendguard.tool_call IS
   'Agent tool calls: executed and failed ones, and proposals with who applied or rejected them; no nonce material';
+SELECT pg_catalog.pg_extension_config_dump('spendguard.tool_call', '');
 -- the audit readers: newest first, by principal
 CREATE INDEX tool_call_recent ON spendguard.tool_call (tenant_id, created_at);
 CREATE INDEX tool_call_principal
@@ -71,6 +72,9 @@ COMMENT ON TABLE spendguard.proposal_secret IS
 -- wrong nonce. Tenant '' is no tenant: spendguard.tenant is never empty.
 INSERT INTO spendguard.proposal_secret (tenant_id, id, nonce_hash)
 VALUES ('', '00000000-0000-0000-0000-000000000000', decode(repeat('5a', 32), 'hex'));
+-- Dumped without that row: CREATE EXTENSION makes it again in the restored
+-- database, and a second copy would collide with it.
+SELECT pg_catalog.pg_extension_config_dump('spendguard.proposal_secret', 'WHERE tenant_id <> ''''');
 
 CREATE TYPE spendguard.proposal_created AS (
   id           uuid,

@@ -38,12 +38,13 @@ CREATE TABLE spendguard.budget_checkpoint (
   last_allowed_seq      bigint      NOT NULL CHECK (last_allowed_seq >= 0),
   retired_holds         bigint      NOT NULL CHECK (retired_holds >= 0),
   retired_hold_realized numeric     NOT NULL CHECK (retired_hold_realized >= 0),
-  PRIMARY KEY (tenant_id, capability_id, grant_index, through_seq),
-  FOREIGN KEY (tenant_id, capability_id, grant_index)
-    REFERENCES spendguard.budget_usage (tenant_id, capability_id, grant_index)
+  -- its budget: a budget_usage row; no foreign key, so that pg_restore -j
+  -- can load both at once (sql/bootstrap.sql, budget_hold)
+  PRIMARY KEY (tenant_id, capability_id, grant_index, through_seq)
 );
 COMMENT ON TABLE spendguard.budget_checkpoint IS
   'Append-only: per budget, the fold of its retired events (every event_seq <= through_seq); verify() folds on from the newest';
+SELECT pg_catalog.pg_extension_config_dump('spendguard.budget_checkpoint', '');
 
 CREATE FUNCTION spendguard.refuse_checkpoint_change() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$

@@ -14,6 +14,7 @@ CREATE TABLE spendguard.daily_spend (
 );
 COMMENT ON TABLE spendguard.daily_spend IS
   'Spend per user, group and UTC day, in micros: the record of every cost spendguard was told of';
+SELECT pg_catalog.pg_extension_config_dump('spendguard.daily_spend', '');
 CREATE INDEX daily_spend_group ON spendguard.daily_spend (tenant_id, group_id, day);
 
 -- Period budgets: the limit of each user of a group per UTC calendar period.
@@ -27,6 +28,7 @@ CREATE TABLE spendguard.spend_budget (
 );
 COMMENT ON TABLE spendguard.spend_budget IS
   'Group budgets: the limit each user of the group may spend per UTC day, week (from Monday) or month';
+SELECT pg_catalog.pg_extension_config_dump('spendguard.spend_budget', '');
 
 -- A user's own limit in a group; it beats the group budget (same period).
 CREATE TABLE spendguard.spend_user_override (
@@ -39,6 +41,7 @@ CREATE TABLE spendguard.spend_user_override (
 );
 COMMENT ON TABLE spendguard.spend_user_override IS
   'Per-user limits in a group; they beat the group budget, in its period (a day when the group has none)';
+SELECT pg_catalog.pg_extension_config_dump('spendguard.spend_user_override', '');
 
 -- Reservations are §1 holds: the hold carries the exposure (estimate), its
 -- TTL and expiry; this row says whose it is, on which UTC day its cost will
@@ -54,13 +57,15 @@ CREATE TABLE spendguard.spend_reservation (
                   CHECK (status IN ('open', 'settled', 'cancelled')),
   cost_micros     bigint      CHECK (cost_micros >= 0),
   closed_at       timestamptz,
+  -- its hold: (tenant_id, hold_id) of budget_hold; no foreign key, so that
+  -- pg_restore -j can load both at once (sql/bootstrap.sql, budget_hold)
   PRIMARY KEY (tenant_id, hold_id),
-  FOREIGN KEY (tenant_id, hold_id) REFERENCES spendguard.budget_hold (tenant_id, hold_id),
   CHECK ((status = 'open') = (closed_at IS NULL)),
   CHECK ((status = 'settled') = (cost_micros IS NOT NULL))
 );
 COMMENT ON TABLE spendguard.spend_reservation IS
   'Reservations of spend_reserve: the hold of each, its user, group and UTC day, and how it was closed';
+SELECT pg_catalog.pg_extension_config_dump('spendguard.spend_reservation', '');
 
 -- spend_check / spend_charge / spend_charge_enforce
 CREATE TYPE spendguard.spend_decision AS (

@@ -16,6 +16,7 @@ CREATE TABLE spendguard.usage_event (
 );
 COMMENT ON TABLE spendguard.usage_event IS
   'Tokens used per integration and principal: the record the rolling-window token caps sum over';
+SELECT pg_catalog.pg_extension_config_dump('spendguard.usage_event', '');
 -- A window sum is a range scan of this index, answered from the index
 -- alone where the visibility map allows (the token counts are included).
 CREATE INDEX usage_event_window
@@ -33,6 +34,7 @@ CREATE TABLE spendguard.call_event (
 );
 COMMENT ON TABLE spendguard.call_event IS
   'Tool calls per principal and tool: the record the rolling-window call caps count over';
+SELECT pg_catalog.pg_extension_config_dump('spendguard.call_event', '');
 CREATE INDEX call_event_window
   ON spendguard.call_event (tenant_id, principal_kind, principal_id, tool_name, at);
 CREATE INDEX call_event_at ON spendguard.call_event (tenant_id, at);

@@ -173,6 +173,14 @@ retired AS (
    AND p.capability_id = k.capability_id AND p.grant_index = k.grant_index
   GROUP BY k.capability_id, k.grant_index, k.retired_holds, k.retired_hold_realized
 ),
+-- reservations (SPEC §2) whose hold row is missing: only for the whole
+-- tenant (without a hold a reservation has no budget to filter by)
+lost_reservations AS (
+  SELECT r.hold_id FROM spendguard.spend_reservation r, tenant t
+  WHERE $1 IS NULL AND $2 IS NULL AND r.tenant_id = t.id
+    AND NOT EXISTS (SELECT 1 FROM spendguard.budget_hold h
+                    WHERE h.tenant_id = r.tenant_id AND h.hold_id = r.hold_id)
+),
 problems AS (
   -- budgets: counters = fold of allowed events
   SELECT format('budget (%L, %s)', b.capability_id, b.grant_index) AS object,
@@ -266,6 +274,9 @@ problems AS (
   FROM hold_pairs p
   WHERE p.has_row AND (p.remaining_exposure < 0 OR p.remaining_exposure > p.authorized_exposure
                        OR p.realized_spend < 0)
+  UNION ALL
+  SELECT format('reservation %L', r.hold_id), 'reservation.hold', 'a budget_hold row', 'none', 17
+  FROM lost_reservations r
 )
 SELECT p.object, p.check_name, p.expected, p.actual FROM problems p
 ORDER BY p.o, p.object;

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The upgrade test (make upgrade, part of make test): 0.1.0's install SQL
-# (kept here, as is 0.2.0's, tested the same way at the end) with today's library, a history written through 0.1.0's
+# (kept here, as are 0.2.0's and 0.3.0's, tested the same way at the end) with today's library, a history written through 0.1.0's
 # functions, ALTER EXTENSION spendguard UPDATE, then
 #  (a) the upgraded schema equals a fresh install (normalized pg_dump diff),
 #  (b) every old row is intact and verify() is clean in every tenant.
+#  (a) includes what pg_dump keeps: the tables registered with
+#      pg_extension_config_dump and their filters (extconfig).
 # (c) The integration suite runs on an upgraded database too: make test's
 #     cluster is built with `scripts/cluster.sh upgraded`.
 set -euo pipefail
@@ -97,6 +99,11 @@ SELECT t.typname, obj_description(t.oid, 'pg_type'), array_to_string(ARRAY(
          SELECT e.enumlabel FROM pg_enum e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder), ','),
        NULL, NULL, NULL, NULL, NULL, NULL, NULL
 FROM pg_type t WHERE t.typnamespace = 'spendguard'::regnamespace
+UNION ALL
+-- what pg_dump keeps: the tables and sequences registered, with their filters
+SELECT 'extconfig', u.rel::regclass::text, u.cond, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+FROM pg_extension e, unnest(e.extconfig, e.extcondition) AS u(rel, cond)
+WHERE e.extname = 'spendguard'
 ORDER BY 1, 2;
 SQL
 }
@@ -131,11 +138,14 @@ bad=$(psql_ -d sg_upgrade_old -At -c "SET spendguard.tenant = 'acme'; SELECT cou
 n=$(echo "$before" | wc -l)
 echo "upgrade 0.1.0 -> $version: schema and catalog ($lines objects) equal to a fresh install, $n rows intact, verify() clean"
 
-# From 0.2.0 (its install SQL is kept here too): a history written by real
-# calls (today's library writes 0.2.0's tables as 0.2.0 did), then UPDATE.
-psql_ -d postgres -c "DROP DATABASE IF EXISTS sg_upgrade_020" -c "CREATE DATABASE sg_upgrade_020"
-psql_ -d sg_upgrade_020 -c "CREATE EXTENSION spendguard VERSION '0.2.0'"
-psql_ -d sg_upgrade_020 -At >/dev/null <<'SQL'
+# From 0.2.0 and 0.3.0 (their install SQL is kept here too): a history
+# written by real calls (today's library writes their tables as they did),
+# then UPDATE.
+from_release() {
+  local from=$1 db="sg_upgrade_${1//./}"
+  psql_ -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+  psql_ -d "$db" -c "CREATE EXTENSION spendguard VERSION '$from'"
+  psql_ -d "$db" -At >/dev/null <<'SQL'
 SET spendguard.tenant = 'acme';
 SELECT spendguard.budget_authorize_hold('gpt', 0, 100, max_total_cost => 1000, hold_id => 'h1', event_id => 'e1');
 SELECT spendguard.budget_capture_hold(hold_id => 'h1', realized_spend => 60);
@@ -148,41 +158,44 @@ SELECT spendguard.proposal_create('user', 'u', 'send_email', '{"to": "a@b.c"}');
 SET spendguard.tenant = 'globex';
 SELECT spendguard.budget_try_increment('tool', 0, 5);
 SQL
-rows020() {
-  psql_ -d sg_upgrade_020 -At -c "
-    SELECT format('%s', x) FROM spendguard.budget_usage x
-    UNION ALL SELECT format('%s', x) FROM spendguard.budget_hold x
-    UNION ALL SELECT format('%s', x) FROM spendguard.budget_event x
-    UNION ALL SELECT format('%s', x) FROM spendguard.daily_spend x
-    UNION ALL SELECT format('%s', x) FROM spendguard.tool_call x ORDER BY 1"
-}
-before=$(rows020)
-psql_ -d sg_upgrade_020 -c "ALTER EXTENSION spendguard UPDATE"
-if ! diff <(dump sg_upgrade_fresh) <(dump sg_upgrade_020) > "$here/schema.diff"; then
-  echo "schema upgraded from 0.2.0 differs from a fresh $version install:" >&2
-  cat "$here/schema.diff" >&2
-  exit 1
-fi
-rm -f "$here/schema.diff"
-catalog sg_upgrade_fresh > "$here/catalog.fresh"
-catalog sg_upgrade_020 > "$here/catalog.upgraded"
-if ! diff "$here/catalog.fresh" "$here/catalog.upgraded" > "$here/catalog.diff"; then
-  echo "catalog upgraded from 0.2.0 differs from a fresh $version install:" >&2
-  cat "$here/catalog.diff" >&2
-  exit 1
-fi
-rm -f "$here/catalog.diff" "$here/catalog.fresh" "$here/catalog.upgraded"
-after=$(rows020)
-[ "$before" = "$after" ] || { echo "rows changed by the 0.2.0 upgrade" >&2; diff <(echo "$before") <(echo "$after") >&2; exit 1; }
-# the new capability works on the upgraded database: h1 and r1 retire,
-# h2 (open) keeps the rest, and verify() stays clean
-got=$(psql_ -d sg_upgrade_020 -At <<'SQL'
+  rows_of() {
+    psql_ -d "$db" -At -c "
+      SELECT format('%s', x) FROM spendguard.budget_usage x
+      UNION ALL SELECT format('%s', x) FROM spendguard.budget_hold x
+      UNION ALL SELECT format('%s', x) FROM spendguard.budget_event x
+      UNION ALL SELECT format('%s', x) FROM spendguard.daily_spend x
+      UNION ALL SELECT format('%s', x) FROM spendguard.tool_call x ORDER BY 1"
+  }
+  local before after got
+  before=$(rows_of)
+  psql_ -d "$db" -c "ALTER EXTENSION spendguard UPDATE"
+  if ! diff <(dump sg_upgrade_fresh) <(dump "$db") > "$here/schema.diff"; then
+    echo "schema upgraded from $from differs from a fresh $version install:" >&2
+    cat "$here/schema.diff" >&2
+    exit 1
+  fi
+  rm -f "$here/schema.diff"
+  catalog sg_upgrade_fresh > "$here/catalog.fresh"
+  catalog "$db" > "$here/catalog.upgraded"
+  if ! diff "$here/catalog.fresh" "$here/catalog.upgraded" > "$here/catalog.diff"; then
+    echo "catalog upgraded from $from differs from a fresh $version install:" >&2
+    cat "$here/catalog.diff" >&2
+    exit 1
+  fi
+  rm -f "$here/catalog.diff" "$here/catalog.fresh" "$here/catalog.upgraded"
+  after=$(rows_of)
+  [ "$before" = "$after" ] || { echo "rows changed by the $from upgrade" >&2; diff <(echo "$before") <(echo "$after") >&2; exit 1; }
+  # retiring works on the upgraded database: h1 and r1 retire, h2 (open)
+  # keeps the rest, and verify() stays clean
+  got=$(psql_ -d "$db" -At <<'SQL'
 SET spendguard.tenant = 'acme';
 SELECT sum(retired_events) FROM spendguard.budget_retire_events(now());
 SELECT count(*) FROM spendguard.verify();
 SQL
 )
-[ "$got" = $'SET\n4\n0' ] || [ "$got" = $'4\n0' ] || { echo "retiring on the database upgraded from 0.2.0: $got" >&2; exit 1; }
-n020=$(echo "$before" | wc -l)
-echo "upgrade 0.2.0 -> $version: schema and catalog equal to a fresh install, $n020 rows intact, history retires, verify() clean"
-echo "2 passed, 0 failed"
+  [ "$got" = $'SET\n4\n0' ] || [ "$got" = $'4\n0' ] || { echo "retiring on the database upgraded from $from: $got" >&2; exit 1; }
+  echo "upgrade $from -> $version: schema, catalog and pg_dump registrations equal to a fresh install, $(echo "$before" | wc -l) rows intact, history retires, verify() clean"
+}
+from_release 0.2.0
+from_release 0.3.0
+echo "3 passed, 0 failed"

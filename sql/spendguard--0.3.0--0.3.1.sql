@@ -1,0 +1,302 @@
+-- spendguard 0.3.0 -> 0.3.1: backups keep every row (issue 15). Until now
+-- no table or sequence was registered with pg_extension_config_dump, so
+-- pg_dump left out every row of spendguard's tables (docs/operations.md
+-- "Backup and restore"). This registers each, as the 0.3.1 install does
+-- (sql/bootstrap.sql, spend.sql, usage.sql, proposal.sql, retire.sql);
+-- tests/upgrade/run.sh compares extconfig with a fresh install. Dumps
+-- taken before this update hold no spendguard rows: take a new one after it.
+--
+-- pg_restore -j loads tables in parallel and does not order an extension's
+-- tables by their foreign keys, so the three foreign keys between
+-- spendguard's tables go (sql/bootstrap.sql, budget_hold); verify() checks
+-- what they checked (reservation.hold is new). No row is touched.
+\echo Use "ALTER EXTENSION spendguard UPDATE TO '0.3.1'" to load this file. \quit
+
+SELECT pg_catalog.pg_extension_config_dump('spendguard.commit_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('spendguard.budget_usage', '');
+SELECT pg_catalog.pg_extension_config_dump('spendguard.budget_hold', '');
+SELECT pg_catalog.pg_extension_config_dump('spendguard.budget_event', '');
+SELECT pg_catalog.pg_extension_config_dump('spendguard.daily_spend', '');
+SELECT pg_catalog.pg_extension_config_dump('spendguard.spend_budget', '');
+SELECT pg_catalog.pg_extension_config_dump('spendguard.spend_user_override', '');
+SELECT pg_catalog.pg_extension_config_dump('spendguard.spend_reservation', '');
+SELECT pg_catalog.pg_extension_config_dump('spendguard.usage_event', '');
+SELECT pg_catalog.pg_extension_config_dump('spendguard.call_event', '');
+SELECT pg_catalog.pg_extension_config_dump('spendguard.tool_call', '');
+-- without the sentinel row CREATE EXTENSION makes (sql/proposal.sql)
+SELECT pg_catalog.pg_extension_config_dump('spendguard.proposal_secret', 'WHERE tenant_id <> ''''');
+SELECT pg_catalog.pg_extension_config_dump('spendguard.budget_checkpoint', '');
+
+ALTER TABLE spendguard.budget_hold DROP CONSTRAINT budget_hold_tenant_id_capability_id_grant_index_fkey;
+ALTER TABLE spendguard.spend_reservation DROP CONSTRAINT spend_reservation_tenant_id_hold_id_fkey;
+ALTER TABLE spendguard.budget_checkpoint DROP CONSTRAINT budget_checkpoint_tenant_id_capability_id_grant_index_fkey;
+
+-- verify() as in sql/verify.sql: with reservation.hold
+CREATE OR REPLACE FUNCTION spendguard.verify(capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL)
+RETURNS TABLE (object text, check_name text, expected text, actual text)
+LANGUAGE plpgsql STABLE AS $fn$
+BEGIN
+PERFORM spendguard.check_id('capability_id', $1);
+RETURN QUERY
+WITH
+tenant AS (SELECT spendguard.current_tenant() AS id),
+-- each budget's newest checkpoint: where its fold starts
+ckpt AS (
+  SELECT DISTINCT ON (k.capability_id, k.grant_index) k.*
+  FROM spendguard.budget_checkpoint k, tenant t
+  WHERE k.tenant_id = t.id
+    AND ($1 IS NULL OR k.capability_id = $1)
+    AND ($2 IS NULL OR k.grant_index = $2)
+  ORDER BY k.capability_id, k.grant_index, k.through_seq DESC
+),
+-- every event of the scope after its budget's checkpoint, with what it did
+-- to the counters (denials: nothing)
+ev AS (
+  SELECT e.*,
+    coalesce(k.invocation_count, 0)::numeric AS k_count,
+    coalesce(k.total_cost_exposed, 0)::numeric AS k_exposed,
+    coalesce(k.total_cost_realized, 0)::numeric AS k_realized,
+    CASE WHEN NOT e.allowed THEN 0
+         WHEN e.kind IN ('authorize_exposure', 'increment_invocation') THEN 1
+         WHEN e.kind = 'reverse_exposure' THEN -1
+         ELSE 0 END::numeric AS d_count,
+    CASE WHEN NOT e.allowed OR e.kind = 'increment_invocation' THEN 0
+         WHEN e.kind = 'authorize_exposure' THEN e.exposure_units::numeric
+         ELSE -(e.exposure_units::numeric) END AS d_exposed,
+    CASE WHEN e.allowed AND e.kind = 'reconcile_spend' THEN e.realized_spend_units
+         ELSE 0 END::numeric AS d_realized
+  FROM spendguard.budget_event e
+  JOIN tenant t ON e.tenant_id = t.id
+  LEFT JOIN ckpt k ON k.capability_id = e.capability_id AND k.grant_index = e.grant_index
+  WHERE ($1 IS NULL OR e.capability_id = $1)
+    AND ($2 IS NULL OR e.grant_index = $2)
+    AND e.event_seq > coalesce(k.through_seq, 0)
+),
+-- the running fold along each budget's history in event_seq order
+chain AS (
+  SELECT ev.*,
+    ev.k_count + sum(ev.d_count) OVER w AS f_count,
+    ev.k_exposed + sum(ev.d_exposed) OVER w AS f_exposed,
+    ev.k_realized + sum(ev.d_realized) OVER w AS f_realized
+  FROM ev
+  WINDOW w AS (PARTITION BY ev.capability_id, ev.grant_index ORDER BY ev.event_seq
+               ROWS UNBOUNDED PRECEDING)
+),
+-- the first event of each budget whose recorded totals are not the fold
+-- up to it (later ones follow from it, so only the first is reported)
+broken_chain AS (
+  SELECT DISTINCT ON (c.capability_id, c.grant_index) c.*
+  FROM chain c
+  WHERE (c.invocation_count_after::numeric, c.total_cost_exposed_after::numeric,
+         c.total_cost_realized_after::numeric)
+        IS DISTINCT FROM (c.f_count, c.f_exposed, c.f_realized)
+  ORDER BY c.capability_id, c.grant_index, c.event_seq
+),
+ev_fold AS (
+  SELECT ev.capability_id, ev.grant_index,
+    sum(ev.d_count) AS count, sum(ev.d_exposed) AS exposed, sum(ev.d_realized) AS realized,
+    max(ev.event_seq) FILTER (WHERE ev.allowed) AS seq,
+    sum(ev.d_exposed) FILTER (WHERE ev.hold_id IS NULL) AS unheld_exposed
+  FROM ev GROUP BY ev.capability_id, ev.grant_index
+),
+-- checkpoint + the events after it
+fold AS (
+  SELECT coalesce(f.capability_id, k.capability_id) AS capability_id,
+    coalesce(f.grant_index, k.grant_index) AS grant_index,
+    coalesce(k.invocation_count, 0) + coalesce(f.count, 0) AS count,
+    coalesce(k.total_cost_exposed, 0) + coalesce(f.exposed, 0) AS exposed,
+    coalesce(k.total_cost_realized, 0) + coalesce(f.realized, 0) AS realized,
+    coalesce(f.seq, k.last_allowed_seq, 0) AS seq,
+    coalesce(k.unheld_exposed, 0) + coalesce(f.unheld_exposed, 0) AS unheld_exposed
+  FROM ev_fold f
+  FULL JOIN ckpt k ON k.capability_id = f.capability_id AND k.grant_index = f.grant_index
+),
+usage AS (
+  SELECT u.* FROM spendguard.budget_usage u, tenant t
+  WHERE u.tenant_id = t.id
+    AND ($1 IS NULL OR u.capability_id = $1)
+    AND ($2 IS NULL OR u.grant_index = $2)
+),
+holds AS (
+  SELECT h.* FROM spendguard.budget_hold h, tenant t
+  WHERE h.tenant_id = t.id
+    AND ($1 IS NULL OR h.capability_id = $1)
+    AND ($2 IS NULL OR h.grant_index = $2)
+),
+open_holds AS (
+  SELECT h.capability_id, h.grant_index, sum(h.remaining_exposure) AS remaining
+  FROM holds h WHERE h.disposition = 'open'
+  GROUP BY h.capability_id, h.grant_index
+),
+budgets AS (
+  SELECT coalesce(u.capability_id, f.capability_id) AS capability_id,
+         coalesce(u.grant_index, f.grant_index) AS grant_index,
+         u.capability_id IS NOT NULL AS has_row,
+         u.invocation_count, u.total_cost_exposed, u.total_cost_realized, u.seq,
+         coalesce(f.count, 0) AS f_count, coalesce(f.exposed, 0) AS f_exposed,
+         coalesce(f.realized, 0) AS f_realized, coalesce(f.seq, 0) AS f_seq,
+         coalesce(f.unheld_exposed, 0) + coalesce(o.remaining, 0) AS split_exposed
+  FROM usage u
+  FULL JOIN fold f ON f.capability_id = u.capability_id AND f.grant_index = u.grant_index
+  LEFT JOIN open_holds o
+    ON o.capability_id = coalesce(u.capability_id, f.capability_id)
+   AND o.grant_index = coalesce(u.grant_index, f.grant_index)
+),
+-- each hold's own events folded: authorized, given back, realized, and the
+-- kind of its last event (which decides its disposition)
+hold_ev AS (
+  SELECT ev.hold_id,
+    min(ev.capability_id) AS capability_id, min(ev.grant_index) AS grant_index,
+    count(*) FILTER (WHERE ev.kind = 'authorize_exposure') AS authorizations,
+    sum(ev.exposure_units) FILTER (WHERE ev.kind = 'authorize_exposure') AS authorized,
+    coalesce(sum(ev.exposure_units) FILTER (WHERE ev.kind <> 'authorize_exposure'), 0) AS given_back,
+    coalesce(sum(ev.realized_spend_units) FILTER (WHERE ev.kind = 'reconcile_spend'), 0) AS realized,
+    (array_agg(ev.kind ORDER BY ev.event_seq DESC))[1] AS last_kind
+  FROM ev WHERE ev.allowed AND ev.hold_id IS NOT NULL
+  GROUP BY ev.hold_id
+),
+hold_fold AS (
+  SELECT x.*, coalesce(x.authorized, 0) - x.given_back AS remaining,
+    CASE x.last_kind
+      WHEN 'authorize_exposure' THEN 'open'
+      WHEN 'release_exposure' THEN
+        CASE WHEN coalesce(x.authorized, 0) - x.given_back > 0 THEN 'open' ELSE 'released' END
+      WHEN 'reverse_exposure' THEN 'reversed'
+      WHEN 'reconcile_spend' THEN 'reconciled'
+      WHEN 'expire_exposure' THEN 'expired'
+    END AS disposition
+  FROM hold_ev x
+),
+hold_pairs AS (
+  SELECT coalesce(h.hold_id, f.hold_id) AS hold_id,
+         h.hold_id IS NOT NULL AS has_row, f.hold_id IS NOT NULL AS has_events,
+         h.capability_id, h.grant_index,
+         k.capability_id IS NOT NULL AS has_checkpoint,
+         h.authorized_exposure, h.remaining_exposure, h.realized_spend, h.disposition,
+         f.authorizations, f.authorized AS f_authorized, f.remaining AS f_remaining,
+         f.realized AS f_realized, f.disposition AS f_disposition
+  FROM holds h FULL JOIN hold_fold f ON f.hold_id = h.hold_id
+  LEFT JOIN ckpt k ON k.capability_id = h.capability_id AND k.grant_index = h.grant_index
+),
+-- hold rows whose events were all retired, per budget with a checkpoint
+retired AS (
+  SELECT k.capability_id, k.grant_index, k.retired_holds, k.retired_hold_realized,
+         count(p.hold_id) AS holds, coalesce(sum(p.realized_spend), 0) AS realized
+  FROM ckpt k
+  LEFT JOIN hold_pairs p ON p.has_row AND NOT p.has_events
+   AND p.capability_id = k.capability_id AND p.grant_index = k.grant_index
+  GROUP BY k.capability_id, k.grant_index, k.retired_holds, k.retired_hold_realized
+),
+-- reservations (SPEC §2) whose hold row is missing: only for the whole
+-- tenant (without a hold a reservation has no budget to filter by)
+lost_reservations AS (
+  SELECT r.hold_id FROM spendguard.spend_reservation r, tenant t
+  WHERE $1 IS NULL AND $2 IS NULL AND r.tenant_id = t.id
+    AND NOT EXISTS (SELECT 1 FROM spendguard.budget_hold h
+                    WHERE h.tenant_id = r.tenant_id AND h.hold_id = r.hold_id)
+),
+problems AS (
+  -- budgets: counters = fold of allowed events
+  SELECT format('budget (%L, %s)', b.capability_id, b.grant_index) AS object,
+         'usage.exists' AS check_name, 'a budget_usage row' AS expected, 'none' AS actual, 1 AS o
+  FROM budgets b WHERE NOT b.has_row
+  UNION ALL
+  SELECT format('budget (%L, %s)', b.capability_id, b.grant_index), 'usage.invocation_count',
+         b.f_count::text, b.invocation_count::text, 2
+  FROM budgets b WHERE b.has_row AND b.invocation_count::numeric <> b.f_count
+  UNION ALL
+  SELECT format('budget (%L, %s)', b.capability_id, b.grant_index), 'usage.total_cost_exposed',
+         b.f_exposed::text, b.total_cost_exposed::text, 3
+  FROM budgets b WHERE b.has_row AND b.total_cost_exposed::numeric <> b.f_exposed
+  UNION ALL
+  SELECT format('budget (%L, %s)', b.capability_id, b.grant_index), 'usage.total_cost_realized',
+         b.f_realized::text, b.total_cost_realized::text, 4
+  FROM budgets b WHERE b.has_row AND b.total_cost_realized::numeric <> b.f_realized
+  UNION ALL
+  -- the budget's seq is the commit index of its last allowed event
+  SELECT format('budget (%L, %s)', b.capability_id, b.grant_index), 'usage.seq',
+         b.f_seq::text, b.seq::text, 5
+  FROM budgets b WHERE b.has_row AND b.seq <> b.f_seq
+  UNION ALL
+  SELECT format('budget (%L, %s)', b.capability_id, b.grant_index), 'usage.non_negative',
+         'every counter >= 0',
+         format('invocation_count=%s, total_cost_exposed=%s, total_cost_realized=%s',
+                b.invocation_count, b.total_cost_exposed, b.total_cost_realized), 6
+  FROM budgets b
+  WHERE b.has_row AND least(b.invocation_count, b.total_cost_exposed, b.total_cost_realized) < 0
+  UNION ALL
+  -- exposure = open holds' remaining + exposure authorized without a hold
+  SELECT format('budget (%L, %s)', b.capability_id, b.grant_index), 'usage.exposure_split',
+         b.split_exposed::text, b.total_cost_exposed::text, 7
+  FROM budgets b WHERE b.has_row AND b.total_cost_exposed::numeric <> b.split_exposed
+  UNION ALL
+  -- along each budget's history in event_seq order, each event's *_after
+  -- totals are the fold up to and including it
+  SELECT format('event %s of budget (%L, %s)', c.event_seq, c.capability_id, c.grant_index),
+         'event.chain',
+         format('after=(%s, %s, %s)', c.f_count, c.f_exposed, c.f_realized),
+         format('after=(%s, %s, %s)', c.invocation_count_after, c.total_cost_exposed_after,
+                c.total_cost_realized_after), 8
+  FROM broken_chain c
+  UNION ALL
+  -- holds: row and events agree
+  SELECT format('hold %L', p.hold_id), 'hold.exists',
+         CASE WHEN p.has_row THEN 'an authorize_exposure event' ELSE 'a budget_hold row' END,
+         'none', 9
+  FROM hold_pairs p
+  WHERE NOT (p.has_row AND p.has_events) AND NOT (p.has_row AND p.has_checkpoint)
+  UNION ALL
+  -- a hold whose events were retired is closed and has nothing left
+  SELECT format('hold %L', p.hold_id), 'hold.retired',
+         'closed with remaining_exposure=0',
+         format('disposition=%s, remaining_exposure=%s', p.disposition, p.remaining_exposure), 15
+  FROM hold_pairs p
+  WHERE p.has_row AND NOT p.has_events AND p.has_checkpoint
+    AND (p.disposition = 'open' OR p.remaining_exposure <> 0)
+  UNION ALL
+  SELECT format('budget (%L, %s)', r.capability_id, r.grant_index), 'checkpoint.retired_holds',
+         format('%s holds, realized_spend=%s', r.retired_holds, r.retired_hold_realized),
+         format('%s holds, realized_spend=%s', r.holds, r.realized), 16
+  FROM retired r
+  WHERE (r.holds, r.realized) IS DISTINCT FROM (r.retired_holds, r.retired_hold_realized)
+  UNION ALL
+  SELECT format('hold %L', p.hold_id), 'hold.authorized',
+         format('one authorization of %s', p.f_authorized),
+         format('%s authorizations, authorized_exposure=%s', p.authorizations, p.authorized_exposure), 10
+  FROM hold_pairs p
+  WHERE p.has_row AND p.has_events
+    AND (p.authorizations <> 1 OR p.authorized_exposure::numeric <> p.f_authorized)
+  UNION ALL
+  SELECT format('hold %L', p.hold_id), 'hold.remaining_exposure',
+         p.f_remaining::text, p.remaining_exposure::text, 11
+  FROM hold_pairs p
+  WHERE p.has_row AND p.has_events AND p.remaining_exposure::numeric <> p.f_remaining
+  UNION ALL
+  SELECT format('hold %L', p.hold_id), 'hold.realized_spend',
+         p.f_realized::text, p.realized_spend::text, 12
+  FROM hold_pairs p
+  WHERE p.has_row AND p.has_events AND p.realized_spend::numeric <> p.f_realized
+  UNION ALL
+  SELECT format('hold %L', p.hold_id), 'hold.disposition', p.f_disposition, p.disposition, 13
+  FROM hold_pairs p
+  WHERE p.has_row AND p.has_events AND p.disposition IS DISTINCT FROM p.f_disposition
+  UNION ALL
+  SELECT format('hold %L', p.hold_id), 'hold.non_negative',
+         '0 <= remaining_exposure <= authorized_exposure, realized_spend >= 0',
+         format('authorized_exposure=%s, remaining_exposure=%s, realized_spend=%s',
+                p.authorized_exposure, p.remaining_exposure, p.realized_spend), 14
+  FROM hold_pairs p
+  WHERE p.has_row AND (p.remaining_exposure < 0 OR p.remaining_exposure > p.authorized_exposure
+                       OR p.realized_spend < 0)
+  UNION ALL
+  SELECT format('reservation %L', r.hold_id), 'reservation.hold', 'a budget_hold row', 'none', 17
+  FROM lost_reservations r
+)
+SELECT p.object, p.check_name, p.expected, p.actual FROM problems p
+ORDER BY p.o, p.object;
+END
+$fn$;
+COMMENT ON FUNCTION spendguard.verify(text, integer) IS
+  'The auditor: replays the current tenant''s event log (one budget''s when given) and returns one row per invariant that does not hold, none when sound';
+-- (CREATE OR REPLACE resets a function's SECURITY DEFINER and SET clauses)
+ALTER FUNCTION spendguard.verify(text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
