@@ -163,6 +163,32 @@ BEGIN
 END
 $$;
 
+-- What every reader checks first, before and whatever it reads: `lim`
+-- (when it has one) is not negative (22023, not LIMIT's 2201W), and the
+-- current tenant is valid (22023, SG030, 42704 as for every call). A reader
+-- whose query does not run (LIMIT 0, or no row to filter) must fail the
+-- same way as one that does.
+CREATE FUNCTION spendguard.check_reader(lim integer DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+BEGIN
+  IF lim < 0 THEN
+    RAISE EXCEPTION 'lim must be >= 0, got %', lim USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM spendguard.current_tenant();
+END
+$$;
+
+-- The same rule and message as spendguard_core::validate::grant_index.
+CREATE FUNCTION spendguard.check_grant_index(grant_index integer) RETURNS void
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog AS $$
+BEGIN
+  IF grant_index < 0 THEN
+    RAISE EXCEPTION 'grant_index must be >= 0, got %', grant_index
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+END
+$$;
+
 CREATE TYPE spendguard.hold_decision AS (
   authorized             boolean,
   denial_reason          text,

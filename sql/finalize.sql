@@ -6,7 +6,9 @@
 CREATE FUNCTION spendguard.budget_usage(capability_id text, grant_index integer)
 RETURNS SETOF spendguard.budget_usage
 LANGUAGE sql STABLE AS $$
+  SELECT spendguard.check_reader();
   SELECT spendguard.check_id('capability_id', $1);
+  SELECT spendguard.check_grant_index($2);
   SELECT * FROM spendguard.budget_usage u
   WHERE u.tenant_id = spendguard.current_tenant()
     AND u.capability_id = $1 AND u.grant_index = $2
@@ -15,6 +17,7 @@ $$;
 CREATE FUNCTION spendguard.budget_usages(lim integer DEFAULT 100, capability_id text DEFAULT NULL)
 RETURNS SETOF spendguard.budget_usage
 LANGUAGE sql STABLE AS $$
+  SELECT spendguard.check_reader($1);
   SELECT spendguard.check_id('capability_id', $2);
   SELECT * FROM spendguard.budget_usage u
   WHERE u.tenant_id = spendguard.current_tenant()
@@ -29,7 +32,9 @@ CREATE FUNCTION spendguard.budget_holds(
 RETURNS SETOF spendguard.budget_hold
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
+  PERFORM spendguard.check_reader($1);
   PERFORM spendguard.check_id('capability_id', $2);
+  PERFORM spendguard.check_grant_index($3);
   PERFORM spendguard.check_id('hold_id', $5);
   IF $4 IS NOT NULL AND $4 NOT IN ('open', 'released', 'reversed', 'reconciled', 'expired') THEN
     RAISE EXCEPTION 'invalid hold disposition: "%" (expected open, released, reversed, reconciled or expired)', $4
@@ -56,7 +61,9 @@ CREATE FUNCTION spendguard.budget_events(
 RETURNS SETOF spendguard.budget_event
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
+  PERFORM spendguard.check_reader($1);
   PERFORM spendguard.check_id('capability_id', $2);
+  PERFORM spendguard.check_grant_index($3);
   RETURN QUERY
     SELECT * FROM (
       SELECT * FROM spendguard.budget_event e
@@ -75,6 +82,7 @@ $$;
 CREATE FUNCTION spendguard.proposal_get(id uuid)
 RETURNS SETOF spendguard.tool_call
 LANGUAGE sql STABLE AS $$
+  SELECT spendguard.check_reader();
   SELECT * FROM spendguard.tool_call t
   WHERE t.tenant_id = spendguard.current_tenant() AND t.id = $1
 $$;
@@ -86,6 +94,7 @@ CREATE FUNCTION spendguard.tool_calls(
 RETURNS SETOF spendguard.tool_call
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
+  PERFORM spendguard.check_reader($1);
   PERFORM spendguard.check_id('principal_id', $3);
   PERFORM spendguard.check_id('tool_name', $4);
   PERFORM spendguard.check_id('conversation_id', $6);
@@ -167,6 +176,10 @@ COMMENT ON FUNCTION spendguard.budget_capture_hold IS
   'Same as spendguard.budget_reconcile_hold';
 COMMENT ON FUNCTION spendguard.budget_expire_holds IS
   'Expire the current tenant''s open holds past expires_at (at most lim, oldest first): exposure back, count stays, one expire_exposure event each; skips budgets other calls hold. Returns how many';
+COMMENT ON FUNCTION spendguard.check_reader IS
+  'What every reader checks first: lim >= 0 (22023) and the current tenant (22023, SG030, 42704), whatever it then reads';
+COMMENT ON FUNCTION spendguard.check_grant_index IS
+  'Raises 22023 for a negative grant_index; used by the readers';
 COMMENT ON FUNCTION spendguard.check_id IS
   'Raises 22023 for an empty id or one longer than 1,024 bytes (SPEC §0); used by the readers';
 COMMENT ON FUNCTION spendguard.budget_try_increment IS

@@ -39,7 +39,9 @@ COMMENT ON VIEW spendguard.monitor_denials_last_hour IS
 
 CREATE VIEW spendguard.monitor_spend_by_group AS
   SELECT d.tenant_id, d.group_id, coalesce(b.period, 'day') AS period, p.start AS period_start,
-         sum(d.spend_micros)::bigint AS spend_micros, count(DISTINCT d.user_id) AS users,
+         -- numeric: a monitoring view never fails, and a group's users
+         -- together can pass bigint
+         sum(d.spend_micros) AS spend_micros, count(DISTINCT d.user_id) AS users,
          b.limit_micros AS limit_per_user
   FROM spendguard.daily_spend d
   LEFT JOIN spendguard.spend_budget b ON b.tenant_id = d.tenant_id AND b.group_id = d.group_id

@@ -100,6 +100,7 @@ DECLARE
   n bigint;
 BEGIN
   PERFORM spendguard.check_id('capability_id', $2);
+  PERFORM spendguard.check_grant_index($3);
   IF $1 IS NULL THEN
     RAISE EXCEPTION 'before must not be NULL' USING ERRCODE = 'null_value_not_allowed';
   END IF;
@@ -253,7 +254,9 @@ CREATE FUNCTION spendguard.budget_checkpoints(capability_id text DEFAULT NULL, g
 RETURNS SETOF spendguard.budget_checkpoint
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
+  PERFORM spendguard.check_reader();
   PERFORM spendguard.check_id('capability_id', $1);
+  PERFORM spendguard.check_grant_index($2);
   RETURN QUERY
     SELECT * FROM spendguard.budget_checkpoint k
     WHERE k.tenant_id = spendguard.current_tenant()

@@ -31,12 +31,14 @@ ALTER TABLE spendguard.budget_hold DROP CONSTRAINT budget_hold_tenant_id_capabil
 ALTER TABLE spendguard.spend_reservation DROP CONSTRAINT spend_reservation_tenant_id_hold_id_fkey;
 ALTER TABLE spendguard.budget_checkpoint DROP CONSTRAINT budget_checkpoint_tenant_id_capability_id_grant_index_fkey;
 
--- verify() as in sql/verify.sql: with reservation.hold
+-- verify() as in sql/verify.sql: with reservation.hold, and check_reader first
 CREATE OR REPLACE FUNCTION spendguard.verify(capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL)
 RETURNS TABLE (object text, check_name text, expected text, actual text)
 LANGUAGE plpgsql STABLE AS $fn$
 BEGIN
+PERFORM spendguard.check_reader();
 PERFORM spendguard.check_id('capability_id', $1);
+PERFORM spendguard.check_grant_index($2);
 RETURN QUERY
 WITH
 tenant AS (SELECT spendguard.current_tenant() AS id),
@@ -298,5 +300,367 @@ END
 $fn$;
 COMMENT ON FUNCTION spendguard.verify(text, integer) IS
   'The auditor: replays the current tenant''s event log (one budget''s when given) and returns one row per invariant that does not hold, none when sound';
+
 -- (CREATE OR REPLACE resets a function's SECURITY DEFINER and SET clauses)
 ALTER FUNCTION spendguard.verify(text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
+-- Hardening (issue 16): readers check lim and the tenant first, whatever
+-- they then read (sql/bootstrap.sql check_reader), and a negative
+-- grant_index is 22023 everywhere; the monitoring view sums in numeric.
+
+CREATE FUNCTION spendguard.check_reader(lim integer DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+BEGIN
+  IF lim < 0 THEN
+    RAISE EXCEPTION 'lim must be >= 0, got %', lim USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM spendguard.current_tenant();
+END
+$$;
+CREATE FUNCTION spendguard.check_grant_index(grant_index integer) RETURNS void
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog AS $$
+BEGIN
+  IF grant_index < 0 THEN
+    RAISE EXCEPTION 'grant_index must be >= 0, got %', grant_index
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION spendguard.check_reader IS
+  'What every reader checks first: lim >= 0 (22023) and the current tenant (22023, SG030, 42704), whatever it then reads';
+COMMENT ON FUNCTION spendguard.check_grant_index IS
+  'Raises 22023 for a negative grant_index; used by the readers';
+CREATE OR REPLACE FUNCTION spendguard.budget_usage(capability_id text, grant_index integer)
+RETURNS SETOF spendguard.budget_usage
+LANGUAGE sql STABLE AS $$
+  SELECT spendguard.check_reader();
+  SELECT spendguard.check_id('capability_id', $1);
+  SELECT spendguard.check_grant_index($2);
+  SELECT * FROM spendguard.budget_usage u
+  WHERE u.tenant_id = spendguard.current_tenant()
+    AND u.capability_id = $1 AND u.grant_index = $2
+$$;
+CREATE OR REPLACE FUNCTION spendguard.budget_usages(lim integer DEFAULT 100, capability_id text DEFAULT NULL)
+RETURNS SETOF spendguard.budget_usage
+LANGUAGE sql STABLE AS $$
+  SELECT spendguard.check_reader($1);
+  SELECT spendguard.check_id('capability_id', $2);
+  SELECT * FROM spendguard.budget_usage u
+  WHERE u.tenant_id = spendguard.current_tenant()
+    AND ($2 IS NULL OR u.capability_id = $2)
+  ORDER BY u.updated_at DESC, u.capability_id, u.grant_index
+  LIMIT $1
+$$;
+CREATE OR REPLACE FUNCTION spendguard.budget_holds(
+  lim integer DEFAULT 100, capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL,
+  disposition text DEFAULT NULL, hold_id text DEFAULT NULL)
+RETURNS SETOF spendguard.budget_hold
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  PERFORM spendguard.check_reader($1);
+  PERFORM spendguard.check_id('capability_id', $2);
+  PERFORM spendguard.check_grant_index($3);
+  PERFORM spendguard.check_id('hold_id', $5);
+  IF $4 IS NOT NULL AND $4 NOT IN ('open', 'released', 'reversed', 'reconciled', 'expired') THEN
+    RAISE EXCEPTION 'invalid hold disposition: "%" (expected open, released, reversed, reconciled or expired)', $4
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN QUERY
+    SELECT * FROM spendguard.budget_hold h
+    WHERE h.tenant_id = spendguard.current_tenant()
+      AND ($2 IS NULL OR h.capability_id = $2)
+      AND ($3 IS NULL OR h.grant_index = $3)
+      AND ($4 IS NULL OR h.disposition = $4)
+      AND ($5 IS NULL OR h.hold_id = $5)
+    ORDER BY h.created_at DESC, h.hold_id
+    LIMIT $1;
+END
+$$;
+CREATE OR REPLACE FUNCTION spendguard.budget_events(
+  lim integer DEFAULT 100, capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL)
+RETURNS SETOF spendguard.budget_event
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  PERFORM spendguard.check_reader($1);
+  PERFORM spendguard.check_id('capability_id', $2);
+  PERFORM spendguard.check_grant_index($3);
+  RETURN QUERY
+    SELECT * FROM (
+      SELECT * FROM spendguard.budget_event e
+      WHERE e.tenant_id = spendguard.current_tenant()
+        AND ($2 IS NULL OR e.capability_id = $2)
+        AND ($3 IS NULL OR e.grant_index = $3)
+      ORDER BY e.event_seq DESC
+      LIMIT $1
+    ) latest
+    ORDER BY latest.event_seq;
+END
+$$;
+CREATE OR REPLACE FUNCTION spendguard.proposal_get(id uuid)
+RETURNS SETOF spendguard.tool_call
+LANGUAGE sql STABLE AS $$
+  SELECT spendguard.check_reader();
+  SELECT * FROM spendguard.tool_call t
+  WHERE t.tenant_id = spendguard.current_tenant() AND t.id = $1
+$$;
+CREATE OR REPLACE FUNCTION spendguard.tool_calls(
+  lim integer DEFAULT 100, principal_kind text DEFAULT NULL, principal_id text DEFAULT NULL,
+  tool_name text DEFAULT NULL, status text DEFAULT NULL, conversation_id text DEFAULT NULL)
+RETURNS SETOF spendguard.tool_call
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  PERFORM spendguard.check_reader($1);
+  PERFORM spendguard.check_id('principal_id', $3);
+  PERFORM spendguard.check_id('tool_name', $4);
+  PERFORM spendguard.check_id('conversation_id', $6);
+  IF $2 IS NOT NULL AND $2 NOT IN ('user', 'application') THEN
+    RAISE EXCEPTION 'invalid principal_kind: "%" (expected user, application)', $2
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF $5 IS NOT NULL AND $5 NOT IN ('executed', 'failed', 'proposed', 'applied', 'rejected', 'expired') THEN
+    RAISE EXCEPTION 'invalid tool call status: "%" (expected executed, failed, proposed, applied, rejected or expired)', $5
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN QUERY
+    SELECT * FROM spendguard.tool_call t
+    WHERE t.tenant_id = spendguard.current_tenant()
+      AND ($2 IS NULL OR t.principal_kind = $2)
+      AND ($3 IS NULL OR t.principal_id = $3)
+      AND ($4 IS NULL OR t.tool_name = $4)
+      AND ($5 IS NULL OR t.status = $5)
+      AND ($6 IS NULL OR t.conversation_id = $6)
+    ORDER BY t.created_at DESC, t.id
+    LIMIT $1;
+END
+$$;
+CREATE OR REPLACE FUNCTION spendguard.budget_retire_events(
+  before timestamptz, capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL)
+RETURNS SETOF spendguard.retirement
+LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+  t text;
+  r spendguard.retirement;
+  b record;
+  prev spendguard.budget_checkpoint;
+  prev_seq bigint;
+  c0 bigint;
+  cut bigint;
+  f record;
+  folded bigint;
+  n bigint;
+BEGIN
+  PERFORM spendguard.check_id('capability_id', $2);
+  PERFORM spendguard.check_grant_index($3);
+  IF $1 IS NULL THEN
+    RAISE EXCEPTION 'before must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF $1 > now() THEN
+    RAISE EXCEPTION 'before (%) is in the future: only recorded history can be retired', $1
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- Each statement below must see what committed before it took its lock:
+  -- a snapshot from the start of the transaction could miss an event.
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION 'budget_retire_events runs in READ COMMITTED only (this transaction is %)',
+      current_setting('transaction_isolation')
+      USING ERRCODE = 'invalid_transaction_state';
+  END IF;
+  t := spendguard.current_tenant();
+
+  FOR b IN
+    SELECT DISTINCT e.capability_id, e.grant_index
+    FROM spendguard.budget_event e
+    WHERE e.tenant_id = t AND e.recorded_at < $1
+      AND ($2 IS NULL OR e.capability_id = $2)
+      AND ($3 IS NULL OR e.grant_index = $3)
+    ORDER BY 1, 2
+  LOOP
+    PERFORM 1 FROM spendguard.budget_usage u
+    WHERE u.tenant_id = t AND u.capability_id = b.capability_id AND u.grant_index = b.grant_index
+    FOR UPDATE;
+
+    IF EXISTS (SELECT 1 FROM spendguard.verify(b.capability_id, b.grant_index)) THEN
+      RAISE EXCEPTION 'budget (%, %) does not verify: its history is not retired', b.capability_id, b.grant_index
+        USING ERRCODE = 'SG006', HINT = 'SELECT * FROM spendguard.verify(capability_id, grant_index) says what is wrong';
+    END IF;
+
+    prev := NULL;
+    SELECT * INTO prev FROM spendguard.budget_checkpoint k
+    WHERE k.tenant_id = t AND k.capability_id = b.capability_id AND k.grant_index = b.grant_index
+    ORDER BY k.through_seq DESC LIMIT 1;
+    prev_seq := coalesce(prev.through_seq, 0);
+
+    -- the longest prefix of the budget's remaining history recorded before $1
+    SELECT coalesce(
+      (SELECT min(e.event_seq) - 1 FROM spendguard.budget_event e
+       WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
+         AND e.event_seq > prev_seq AND e.recorded_at >= $1),
+      (SELECT max(e.event_seq) FROM spendguard.budget_event e
+       WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
+         AND e.event_seq > prev_seq),
+      prev_seq) INTO c0;
+
+    -- each hold's span [first, last) of its allowed events; an open hold
+    -- spans to the end. The cut is c0 or just before some hold's first event,
+    -- whichever is largest and inside no span.
+    WITH spans AS (
+      SELECT min(e.event_seq) AS first_seq,
+             CASE WHEN min(h.disposition) = 'open' THEN 9223372036854775807
+                  ELSE max(e.event_seq) END AS last_seq
+      FROM spendguard.budget_event e
+      JOIN spendguard.budget_hold h ON h.tenant_id = e.tenant_id AND h.hold_id = e.hold_id
+      WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
+        AND e.event_seq > prev_seq AND e.allowed AND e.hold_id IS NOT NULL
+      GROUP BY e.hold_id
+    ),
+    candidates AS (
+      SELECT c0 AS c UNION ALL SELECT s.first_seq - 1 FROM spans s WHERE s.first_seq <= c0
+    )
+    SELECT max(x.c) INTO cut FROM candidates x
+    WHERE x.c > prev_seq
+      AND NOT EXISTS (SELECT 1 FROM spans s WHERE s.first_seq <= x.c AND x.c < s.last_seq);
+
+    folded := 0;
+    IF cut IS NOT NULL THEN
+      -- the fold of the events being retired (the same deltas as verify())
+      WITH ev AS (
+        SELECT e.*,
+          CASE WHEN NOT e.allowed THEN 0
+               WHEN e.kind IN ('authorize_exposure', 'increment_invocation') THEN 1
+               WHEN e.kind = 'reverse_exposure' THEN -1
+               ELSE 0 END AS d_count,
+          CASE WHEN NOT e.allowed OR e.kind = 'increment_invocation' THEN 0
+               WHEN e.kind = 'authorize_exposure' THEN e.exposure_units::numeric
+               ELSE -(e.exposure_units::numeric) END AS d_exposed,
+          CASE WHEN e.allowed AND e.kind = 'reconcile_spend' THEN e.realized_spend_units
+               ELSE 0 END::numeric AS d_realized
+        FROM spendguard.budget_event e
+        WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
+          AND e.event_seq > prev_seq AND e.event_seq <= cut
+      ),
+      retired_holds AS (
+        SELECT h.realized_spend FROM spendguard.budget_hold h
+        WHERE h.tenant_id = t
+          AND h.hold_id IN (SELECT ev.hold_id FROM ev WHERE ev.allowed AND ev.hold_id IS NOT NULL)
+      )
+      SELECT count(*) AS events, max(ev.event_seq) AS max_seq,
+             sum(ev.d_count) AS d_count, sum(ev.d_exposed) AS d_exposed,
+             sum(ev.d_realized) AS d_realized,
+             coalesce(sum(ev.d_exposed) FILTER (WHERE ev.hold_id IS NULL), 0) AS d_unheld,
+             max(ev.event_seq) FILTER (WHERE ev.allowed) AS last_allowed,
+             (SELECT count(*) FROM retired_holds) AS holds,
+             (SELECT coalesce(sum(rh.realized_spend), 0) FROM retired_holds rh) AS hold_realized
+      INTO f FROM ev;
+      folded := f.events;
+      -- the checkpoint names the last event it covers (the same cut: no
+      -- event of the budget lies between the two, and none can come)
+      cut := f.max_seq;
+    END IF;
+
+    -- (a cut before the budget's first remaining event retires nothing)
+    IF folded > 0 THEN
+      INSERT INTO spendguard.budget_checkpoint (tenant_id, capability_id, grant_index, through_seq,
+        retired_before, events, invocation_count, total_cost_exposed, total_cost_realized,
+        unheld_exposed, last_allowed_seq, retired_holds, retired_hold_realized)
+      VALUES (t, b.capability_id, b.grant_index, cut, $1,
+        coalesce(prev.events, 0) + f.events,
+        coalesce(prev.invocation_count, 0) + f.d_count,
+        coalesce(prev.total_cost_exposed, 0) + f.d_exposed,
+        coalesce(prev.total_cost_realized, 0) + f.d_realized,
+        coalesce(prev.unheld_exposed, 0) + f.d_unheld,
+        coalesce(f.last_allowed, prev.last_allowed_seq, 0),
+        coalesce(prev.retired_holds, 0) + f.holds,
+        coalesce(prev.retired_hold_realized, 0) + f.hold_realized);
+
+      DELETE FROM spendguard.budget_event e
+      WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
+        AND e.event_seq > prev_seq AND e.event_seq <= cut;
+      GET DIAGNOSTICS n = ROW_COUNT;
+      IF n <> f.events THEN   -- cannot happen under the budget's lock; never half-retire
+        RAISE EXCEPTION 'budget (%, %): folded % events but deleted %', b.capability_id, b.grant_index, f.events, n
+          USING ERRCODE = 'internal_error';
+      END IF;
+    ELSE
+      n := 0;
+      cut := NULL;
+    END IF;
+
+    r.capability_id := b.capability_id;
+    r.grant_index := b.grant_index;
+    r.retired_events := n;
+    r.through_seq := coalesce(cut, prev_seq);
+    SELECT count(*) INTO r.kept_events FROM spendguard.budget_event e
+    WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
+      AND e.event_seq > coalesce(cut, prev_seq) AND e.recorded_at < $1;
+    RETURN NEXT r;
+  END LOOP;
+END
+$fn$;
+CREATE OR REPLACE FUNCTION spendguard.budget_checkpoints(capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL)
+RETURNS SETOF spendguard.budget_checkpoint
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  PERFORM spendguard.check_reader();
+  PERFORM spendguard.check_id('capability_id', $1);
+  PERFORM spendguard.check_grant_index($2);
+  RETURN QUERY
+    SELECT * FROM spendguard.budget_checkpoint k
+    WHERE k.tenant_id = spendguard.current_tenant()
+      AND ($1 IS NULL OR k.capability_id = $1)
+      AND ($2 IS NULL OR k.grant_index = $2)
+    ORDER BY k.capability_id, k.grant_index, k.through_seq;
+END
+$$;
+
+-- monitor_spend_by_group.spend_micros becomes numeric: a view's column
+-- type cannot change in place, so it is made again, and the SELECT grants
+-- an admin gave on it (docs/operations.md "Monitoring") are given again.
+DO $do$
+DECLARE
+  grants text[];
+  g text;
+BEGIN
+  SELECT coalesce(array_agg(format('GRANT %s ON spendguard.monitor_spend_by_group TO %s%s',
+           a.privilege_type, a.grantee::regrole,
+           CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)), '{}')
+  INTO grants
+  FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+  WHERE c.oid = 'spendguard.monitor_spend_by_group'::regclass
+    AND a.grantee <> c.relowner AND a.grantee <> 0;
+  DROP VIEW spendguard.monitor_spend_by_group;
+  EXECUTE $view$
+CREATE VIEW spendguard.monitor_spend_by_group AS
+  SELECT d.tenant_id, d.group_id, coalesce(b.period, 'day') AS period, p.start AS period_start,
+         -- numeric: a monitoring view never fails, and a group's users
+         -- together can pass bigint
+         sum(d.spend_micros) AS spend_micros, count(DISTINCT d.user_id) AS users,
+         b.limit_micros AS limit_per_user
+  FROM spendguard.daily_spend d
+  LEFT JOIN spendguard.spend_budget b ON b.tenant_id = d.tenant_id AND b.group_id = d.group_id
+  CROSS JOIN LATERAL (
+    SELECT CASE coalesce(b.period, 'day')
+             WHEN 'day' THEN (now() AT TIME ZONE 'UTC')::date
+             WHEN 'week' THEN date_trunc('week', now() AT TIME ZONE 'UTC')::date
+             ELSE date_trunc('month', now() AT TIME ZONE 'UTC')::date END AS start) p
+  WHERE d.day >= p.start
+  GROUP BY d.tenant_id, d.group_id, b.period, p.start, b.limit_micros
+$view$;
+  REVOKE ALL ON spendguard.monitor_spend_by_group FROM PUBLIC;
+  FOREACH g IN ARRAY grants LOOP
+    EXECUTE g;
+  END LOOP;
+END
+$do$;
+COMMENT ON VIEW spendguard.monitor_spend_by_group IS
+  'Spend per group in its current UTC period (the group budget''s, else today), all tenants';
+
+-- (CREATE OR REPLACE resets a function's SECURITY DEFINER and SET clauses)
+ALTER FUNCTION spendguard.check_reader(integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.budget_usage(text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.budget_usages(integer, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.budget_holds(integer, text, integer, text, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.budget_events(integer, text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.proposal_get(uuid) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.tool_calls(integer, text, text, text, text, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.budget_retire_events(timestamptz, text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.budget_checkpoints(text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;

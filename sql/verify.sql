@@ -22,7 +22,9 @@ CREATE FUNCTION spendguard.verify(capability_id text DEFAULT NULL, grant_index i
 RETURNS TABLE (object text, check_name text, expected text, actual text)
 LANGUAGE plpgsql STABLE AS $fn$
 BEGIN
+PERFORM spendguard.check_reader();
 PERFORM spendguard.check_id('capability_id', $1);
+PERFORM spendguard.check_grant_index($2);
 RETURN QUERY
 WITH
 tenant AS (SELECT spendguard.current_tenant() AS id),

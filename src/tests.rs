@@ -10,7 +10,10 @@ mod tests {
         assert_eq!(crate::tenant::current(), Ok("default".to_string()));
         Spi::run("SET spendguard.tenant = 'acme'").unwrap();
         assert_eq!(crate::tenant::current(), Ok("acme".to_string()));
+        // empty is an error, never the shared 'default' (SPEC §0)
         Spi::run("SET spendguard.tenant = ''").unwrap();
+        assert_eq!(crate::tenant::current().unwrap_err().sqlstate(), "22023");
+        Spi::run("RESET spendguard.tenant").unwrap();
         assert_eq!(crate::tenant::current(), Ok("default".to_string()));
         Spi::run("SET spendguard.require_tenant = on").unwrap();
         assert_eq!(crate::tenant::current().unwrap_err().sqlstate(), "SG030");

@@ -45,13 +45,13 @@ fn tool_call_row(fcinfo: pg_sys::FunctionCallInfo, t: ToolCall) -> Row {
 /// jsonb prints them.
 #[pg_extern(immutable, strict, parallel_safe)]
 fn canonical_json(doc: JsonbText) -> String {
-    ops::canonical_json(doc)
+    ok_or_raise(ops::canonical_json(doc))
 }
 
 /// Lowercase hex SHA-256 of canonical_json.
 #[pg_extern(immutable, strict, parallel_safe)]
 fn args_hash(doc: JsonbText) -> String {
-    ops::args_hash(doc)
+    ok_or_raise(ops::args_hash(doc))
 }
 
 #[allow(clippy::too_many_arguments)]

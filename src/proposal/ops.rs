@@ -36,15 +36,29 @@ fn one_of(name: &str, v: Option<String>, allowed: &[&str]) -> Result<String> {
 
 /// `args_hash` of a jsonb argument (NULL is 22004).
 fn hash_of(name: &str, args: Option<JsonbText>) -> Result<String> {
-    p::args_hash(&validate::required(name, args)?.0)
+    p::args_hash(&validate::required(name, args)?.0, &mut guard)
 }
 
-pub fn canonical_json(doc: JsonbText) -> String {
-    p::canonical_json(&doc.0).expect("jsonb prints valid JSON")
+/// The guard of every walk of a document (spendguard_core::proposal::Guard):
+/// PostgreSQL's own stack depth check, as its jsonb code makes at every
+/// level (a too-deep document is 54001, not a crash, whatever
+/// max_stack_depth is), and its interrupts (a statement timeout or cancel
+/// stops a long walk).
+fn guard() -> Result<()> {
+    pgrx::check_for_interrupts!();
+    // SAFETY: reads the backend's stack base and max_stack_depth only.
+    if unsafe { pgrx::pg_sys::stack_is_too_deep() } {
+        return Err(spendguard_core::Error::TooDeep);
+    }
+    Ok(())
 }
 
-pub fn args_hash(doc: JsonbText) -> String {
-    p::args_hash(&doc.0).expect("jsonb prints valid JSON")
+pub fn canonical_json(doc: JsonbText) -> Result<String> {
+    p::canonical_json(&doc.0, &mut guard)
+}
+
+pub fn args_hash(doc: JsonbText) -> Result<String> {
+    p::args_hash(&doc.0, &mut guard)
 }
 
 /// The owned parts of a new call, validated.
@@ -174,7 +188,7 @@ fn close(
     let token = validate::required("token", token)?;
     let kind = one_of(kind_name, kind, p::PRINCIPAL_KINDS)?;
     let by = validate::id(by_name, by)?;
-    let args_hash = args.map(|a| p::args_hash(&a.0)).transpose()?;
+    let args_hash = args.map(|a| p::args_hash(&a.0, &mut guard)).transpose()?;
     let tenant = crate::tenant::current()?;
     let (id, nonce) = p::parse_token(&token)?;
     with_store(&tenant, |db| {

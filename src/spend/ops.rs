@@ -162,11 +162,12 @@ fn limit_at(
     user: &str,
     group: &str,
     day: i64,
-) -> (Option<i64>, i64, i64) {
+) -> Result<(Option<i64>, i64, i64)> {
     let (group_budget, user_override) = db.limits(user, group);
     let (limit, period) = spend::resolve(group_budget, user_override);
     let (start, end) = period.bounds(day);
-    (limit, start, end)
+    spend::check_period_start(start, period)?;
+    Ok((limit, start, end))
 }
 
 /// Locks the reservation budget of a user, group and period (creating it
@@ -207,7 +208,7 @@ pub fn check(
     let day = spend::utc_day(time_arg("at", at)?);
     let tenant = crate::tenant::current()?;
     with_store(&tenant, |db| {
-        let (limit, start, end) = limit_at(db, &user, &group, day);
+        let (limit, start, end) = limit_at(db, &user, &group, day)?;
         let key = spend::reservation_budget(&user, &group);
         let (spent, reserved) =
             db.spent_and_reserved(&user, &group, start, end, Some((&key, start, now())));
@@ -238,7 +239,7 @@ pub fn charge(
     let day = spend::utc_day(time_arg("at", at)?);
     let tenant = crate::tenant::current()?;
     let d = with_store(&tenant, |db| {
-        let (limit, start, end) = limit_at(db, &user, &group, day);
+        let (limit, start, end) = limit_at(db, &user, &group, day)?;
         let (_, _, spent, reserved) = lock_period(db, &user, &group, start, end, None);
         let counted = spend::total(spent, reserved, "spend")?;
         let allowed = spend::fits(counted, cost, limit);
@@ -292,7 +293,7 @@ pub fn reserve(
     validate::opt_ttl("ttl", Some(ttl.as_micros()))?;
     let tenant = crate::tenant::current()?;
     with_store(&tenant, |db| {
-        let (limit, start, end) = limit_at(db, &user, &group, day);
+        let (limit, start, end) = limit_at(db, &user, &group, day)?;
         let (usage, taken, spent, reserved) =
             lock_period(db, &user, &group, start, end, Some(&hold_id));
         if taken {

@@ -198,4 +198,27 @@ SQL
 }
 from_release 0.2.0
 from_release 0.3.0
-echo "3 passed, 0 failed"
+
+# 0.3.1 makes monitor_spend_by_group again (its spend_micros is numeric
+# now): the SELECT an admin granted on it survives the update.
+psql_ -d postgres -c "DROP DATABASE IF EXISTS sg_upgrade_grants" -c "CREATE DATABASE sg_upgrade_grants"
+psql_ -d sg_upgrade_grants -At >/dev/null <<'SQL'
+CREATE EXTENSION spendguard VERSION '0.3.0';
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'sg_upgrade_monitor') THEN
+    CREATE ROLE sg_upgrade_monitor;
+  END IF;
+END $$;
+GRANT USAGE ON SCHEMA spendguard TO sg_upgrade_monitor;
+GRANT SELECT ON spendguard.monitor_spend_by_group, spendguard.monitor_open_holds TO sg_upgrade_monitor;
+ALTER EXTENSION spendguard UPDATE;
+SQL
+got=$(psql_ -d sg_upgrade_grants -At -c "
+  SELECT has_table_privilege('sg_upgrade_monitor', 'spendguard.monitor_spend_by_group', 'SELECT'),
+         has_table_privilege('sg_upgrade_monitor', 'spendguard.monitor_open_holds', 'SELECT'),
+         has_table_privilege('public', 'spendguard.monitor_spend_by_group', 'SELECT'),
+         (SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+          WHERE attrelid = 'spendguard.monitor_spend_by_group'::regclass AND attname = 'spend_micros')")
+[ "$got" = "t|t|f|numeric" ] || { echo "grants on the monitoring views after the update from 0.3.0: $got" >&2; exit 1; }
+echo "upgrade 0.3.0 -> $version keeps the grants on the monitoring view it makes again"
+echo "4 passed, 0 failed"

@@ -43,6 +43,12 @@ pub enum Error {
     CapExceeded(String),
     /// SG030: `spendguard.require_tenant` is on and no tenant is set.
     TenantRequired,
+    /// 42704: a `spendguard.*` setting that does not exist was set before
+    /// the library loaded (a misspelling, kept by PostgreSQL as a
+    /// placeholder). Holds the setting's name.
+    UnknownSetting(String),
+    /// 54001: a document nests deeper than the stack allows.
+    TooDeep,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -66,6 +72,8 @@ impl Error {
             Error::ProposalArgsMismatch { .. } => "SG013",
             Error::CapExceeded(_) => "SG020",
             Error::TenantRequired => "SG030",
+            Error::UnknownSetting(_) => "42704",
+            Error::TooDeep => "54001",
         }
     }
 
@@ -97,6 +105,12 @@ impl Error {
             Error::ProposalArgsMismatch { id } => format!(
                 "arguments do not match proposal {id}: their args_hash differs from the proposed one"
             ),
+            Error::UnknownSetting(name) => format!(
+                "unrecognized configuration parameter \"{name}\": the spendguard. prefix is reserved (was it misspelled?)"
+            ),
+            Error::TooDeep => {
+                "the document nests too deeply: stack depth limit exceeded".to_string()
+            }
         }
     }
 
@@ -166,13 +180,15 @@ mod tests {
             Error::ProposalArgsMismatch { id: "p".into() },
             Error::CapExceeded("x".into()),
             Error::TenantRequired,
+            Error::UnknownSetting("spendguard.tenat".into()),
+            Error::TooDeep,
         ];
         let codes: Vec<_> = all.iter().map(|e| e.sqlstate()).collect();
         assert_eq!(
             codes,
             [
                 "22023", "22004", "22003", "SG001", "SG002", "SG003", "SG004", "SG005", "SG006",
-                "SG010", "SG011", "SG012", "SG013", "SG020", "SG030"
+                "SG010", "SG011", "SG012", "SG013", "SG020", "SG030", "42704", "54001"
             ]
         );
         assert_eq!(

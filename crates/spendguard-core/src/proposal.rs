@@ -214,17 +214,24 @@ impl Str<'_> {
     }
 }
 
-struct Parser<'a> {
+/// Called at every value a walk of a document enters (parse and write):
+/// the pgrx layer checks PostgreSQL's stack depth (54001, `Error::TooDeep`)
+/// and interrupts there, so no document, however deep or long, can
+/// overflow the stack or outlast a statement timeout (SPEC §5).
+pub type Guard<'g> = &'g mut dyn FnMut() -> Result<()>;
+
+struct Parser<'a, 'g> {
     text: &'a str,
     s: &'a [u8],
     i: usize,
+    guard: Guard<'g>,
 }
 
 fn bad_json() -> Error {
     Error::InvalidParameter("invalid JSON text".into())
 }
 
-impl<'a> Parser<'a> {
+impl<'a> Parser<'a, '_> {
     fn ws(&mut self) {
         while self.i < self.s.len() && matches!(self.s[self.i], b' ' | b'\t' | b'\n' | b'\r') {
             self.i += 1;
@@ -240,6 +247,7 @@ impl<'a> Parser<'a> {
         }
     }
     fn value(&mut self) -> Result<V<'a>> {
+        (self.guard)()?;
         self.ws();
         match self.s.get(self.i).copied().ok_or_else(bad_json)? {
             b'{' => {
@@ -408,21 +416,23 @@ fn write_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-fn write(out: &mut String, v: &mut V<'_>) {
+fn write(out: &mut String, v: &mut V<'_>, guard: Guard<'_>) -> Result<()> {
     match v {
         V::Lit(t) => out.push_str(t),
         V::Str(s) => s.write(out),
         V::Arr(items) => {
+            guard()?;
             out.push('[');
             for (i, x) in items.iter_mut().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                write(out, x);
+                write(out, x, guard)?;
             }
             out.push(']');
         }
         V::Obj(members) => {
+            guard()?;
             // stable, so duplicate keys (jsonb has none) keep their order
             members.sort_by(|a, b| a.0.bytes().cmp(b.0.bytes()));
             out.push('{');
@@ -432,21 +442,24 @@ fn write(out: &mut String, v: &mut V<'_>) {
                 }
                 k.write(out);
                 out.push(':');
-                write(out, x);
+                write(out, x, guard)?;
             }
             out.push('}');
         }
     }
+    Ok(())
 }
 
 /// The canonical text of a JSON document (as jsonb prints it): object keys
 /// sorted by their UTF-8 bytes at every level, no insignificant whitespace,
 /// strings escaped one fixed way, numbers exactly as written.
-pub fn canonical_json(text: &str) -> Result<String> {
+/// `guard` runs at every value entered (see [`Guard`]).
+pub fn canonical_json(text: &str, guard: Guard<'_>) -> Result<String> {
     let mut p = Parser {
         text,
         s: text.as_bytes(),
         i: 0,
+        guard,
     };
     let mut v = p.value()?;
     p.ws();
@@ -454,13 +467,15 @@ pub fn canonical_json(text: &str) -> Result<String> {
         return Err(bad_json());
     }
     let mut out = String::with_capacity(text.len());
-    write(&mut out, &mut v);
+    write(&mut out, &mut v, p.guard)?;
     Ok(out)
 }
 
 /// Lowercase hex SHA-256 of the canonical text.
-pub fn args_hash(text: &str) -> Result<String> {
-    Ok(hex(&Sha256::digest(canonical_json(text)?.as_bytes())))
+pub fn args_hash(text: &str, guard: Guard<'_>) -> Result<String> {
+    Ok(hex(&Sha256::digest(
+        canonical_json(text, guard)?.as_bytes(),
+    )))
 }
 
 /// The first canonicalizer (a tree of owned values), kept as the oracle the
@@ -713,6 +728,55 @@ mod reference {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn canonical_json(s: &str) -> Result<String> {
+        super::canonical_json(s, &mut || Ok(()))
+    }
+
+    fn args_hash(s: &str) -> Result<String> {
+        super::args_hash(s, &mut || Ok(()))
+    }
+
+    /// The guard runs at every value a walk enters, and its error ends the
+    /// walk: a document nested 100,000 deep stops at the 200th level
+    /// with the guard's error instead of overflowing the stack.
+    #[test]
+    fn the_guard_stops_deep_documents() {
+        let deep = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+        let mut calls = 0;
+        let mut guard = || {
+            calls += 1;
+            if calls > 200 {
+                Err(Error::TooDeep)
+            } else {
+                Ok(())
+            }
+        };
+        assert_eq!(
+            super::canonical_json(&deep, &mut guard),
+            Err(Error::TooDeep)
+        );
+        assert_eq!(calls, 201);
+        let deep_obj = format!("{}1{}", "{\"a\":".repeat(100_000), "}".repeat(100_000));
+        let mut calls = 0;
+        let r = super::args_hash(&deep_obj, &mut || {
+            calls += 1;
+            if calls > 500 {
+                Err(Error::TooDeep)
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(r.unwrap_err().sqlstate(), "54001");
+        // parse and write both ask: 3 values and 2 containers
+        let mut calls = 0;
+        let out = super::canonical_json(r#"{"b":[1],"a":2}"#, &mut || {
+            calls += 1;
+            Ok(())
+        });
+        assert_eq!(out.as_deref(), Ok(r#"{"a":2,"b":[1]}"#));
+        assert_eq!(calls, 4 + 2);
+    }
 
     #[test]
     fn tokens_round_trip_and_every_malformation_is_sg010() {

@@ -40,6 +40,22 @@ pub fn from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468 - PG_EPOCH_FROM_UNIX
 }
 
+/// The first day a spend period may start on: 2000-01-01 (day 0). A
+/// period's reservations live on a §1 budget whose `grant_index` is its
+/// first day, which must be >= 0; and a decision's `period_start` must be
+/// a date PostgreSQL can read back (the week of 4714-11-24 BC is not).
+/// 22023 before anything is written.
+pub fn check_period_start(start: i64, period: Period) -> Result<()> {
+    if start < 0 {
+        let (y, m, d) = civil(start);
+        return Err(Error::InvalidParameter(format!(
+            "at is in a {} that starts on {y:04}-{m:02}-{d:02}: spend periods start on 2000-01-01 or later",
+            period.as_str()
+        )));
+    }
+    Ok(())
+}
+
 /// A budget's calendar period (UTC; weeks start on Monday).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Period {
@@ -176,6 +192,24 @@ mod tests {
 
     fn day(y: i64, m: u32, d: u32) -> i64 {
         from_civil(y, m, d)
+    }
+
+    #[test]
+    fn periods_start_in_2000_or_later() {
+        assert_eq!(check_period_start(0, Period::Day), Ok(()));
+        assert_eq!(
+            check_period_start(Period::Month.bounds(14).0, Period::Month),
+            Ok(())
+        );
+        // 2000-01-01 was a Saturday: its week began in 1999
+        let (week, _) = Period::Week.bounds(0);
+        let e = check_period_start(week, Period::Week).unwrap_err();
+        assert_eq!(e.sqlstate(), "22023");
+        assert!(
+            e.message().contains("week that starts on 1999-12-27"),
+            "{e}"
+        );
+        assert!(check_period_start(-1, Period::Day).is_err());
     }
 
     #[test]

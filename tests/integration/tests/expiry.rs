@@ -358,7 +358,7 @@ fn the_sweep_and_verify_stay_in_their_tenant() {
     assert_eq!(run(&mut a, &Op::expire(0)), Outcome::Expired(1));
     assert_verified(&mut a);
     let e = b
-        .batch_execute("SET spendguard.tenant = ''; SET spendguard.require_tenant = on; SELECT * FROM spendguard.verify()")
+        .batch_execute("RESET spendguard.tenant; SET spendguard.require_tenant = on; SELECT * FROM spendguard.verify()")
         .unwrap_err();
     assert_eq!(sqlstate(&e), "SG030");
 }
