@@ -82,8 +82,12 @@ CREATE INDEX budget_hold_budget ON spendguard.budget_hold (tenant_id, capability
 -- so LIMIT stops the scan instead of sorting the whole backlog.
 CREATE INDEX budget_hold_expiry ON spendguard.budget_hold (tenant_id, expires_at, hold_id)
   WHERE disposition = 'open' AND expires_at IS NOT NULL;
+-- Without hold_id: the tenant, a capability id and a hold id of 1,024
+-- incompressible bytes each pass PostgreSQL's limit for an index entry
+-- (SPEC §0 allows them). A budget's due holds are taken by expires_at
+-- alone (ties in index order).
 CREATE INDEX budget_hold_budget_expiry
-  ON spendguard.budget_hold (tenant_id, capability_id, grant_index, expires_at, hold_id)
+  ON spendguard.budget_hold (tenant_id, capability_id, grant_index, expires_at)
   WHERE disposition = 'open' AND expires_at IS NOT NULL;
 
 CREATE TYPE spendguard.budget_event_kind AS ENUM (

@@ -180,6 +180,10 @@ COMMENT ON FUNCTION spendguard.check_reader IS
   'What every reader checks first: lim >= 0 (22023) and the current tenant (22023, SG030, 42704), whatever it then reads';
 COMMENT ON FUNCTION spendguard.check_grant_index IS
   'Raises 22023 for a negative grant_index; used by the readers';
+COMMENT ON FUNCTION spendguard.id_key(text, text) IS
+  'SHA-256 of the length-prefixed ids: what indexes hold instead of several ids of up to 1,024 bytes';
+COMMENT ON FUNCTION spendguard.id_key(text, text, text) IS
+  'SHA-256 of the length-prefixed ids: what indexes hold instead of several ids of up to 1,024 bytes';
 COMMENT ON FUNCTION spendguard.check_id IS
   'Raises 22023 for an empty id or one longer than 1,024 bytes (SPEC §0); used by the readers';
 COMMENT ON FUNCTION spendguard.budget_try_increment IS

@@ -9,12 +9,22 @@ CREATE TABLE spendguard.daily_spend (
   user_id      text   NOT NULL,
   group_id     text   NOT NULL,
   day          date   NOT NULL,
-  spend_micros bigint NOT NULL CHECK (spend_micros >= 0),
-  PRIMARY KEY (tenant_id, user_id, group_id, day)
+  spend_micros bigint NOT NULL CHECK (spend_micros >= 0)
 );
 COMMENT ON TABLE spendguard.daily_spend IS
   'Spend per user, group and UTC day, in micros: the record of every cost spendguard was told of';
 SELECT pg_catalog.pg_extension_config_dump('spendguard.daily_spend', '');
+-- The key of a row: the tenant, a digest of the user and group ids, the day.
+-- Not a primary key on (tenant_id, user_id, group_id, day): with ids of
+-- 1,024 incompressible bytes (SPEC §0) such an entry passes PostgreSQL's
+-- limit for an index entry and the call fails (54000). spendguard.id_key is
+-- SHA-256 of the length-prefixed ids (spendguard_core::key); lookups also
+-- compare the ids themselves. An expression, not a column, so that the
+-- row type spend_upsert_daily and spend_settle return stays as it was.
+CREATE UNIQUE INDEX daily_spend_key
+  ON spendguard.daily_spend (tenant_id, spendguard.id_key(user_id, group_id), day);
+-- without a primary key, logical replication needs the whole row to find one
+ALTER TABLE spendguard.daily_spend REPLICA IDENTITY FULL;
 CREATE INDEX daily_spend_group ON spendguard.daily_spend (tenant_id, group_id, day);
 
 -- Period budgets: the limit of each user of a group per UTC calendar period.
@@ -36,12 +46,15 @@ CREATE TABLE spendguard.spend_user_override (
   user_id      text        NOT NULL,
   group_id     text        NOT NULL,
   limit_micros bigint      NOT NULL CHECK (limit_micros >= 0),
-  updated_at   timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (tenant_id, user_id, group_id)
+  updated_at   timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE spendguard.spend_user_override IS
   'Per-user limits in a group; they beat the group budget, in its period (a day when the group has none)';
 SELECT pg_catalog.pg_extension_config_dump('spendguard.spend_user_override', '');
+-- keyed like daily_spend (its ids can be as long)
+CREATE UNIQUE INDEX spend_user_override_key
+  ON spendguard.spend_user_override (tenant_id, spendguard.id_key(user_id, group_id));
+ALTER TABLE spendguard.spend_user_override REPLICA IDENTITY FULL;
 
 -- Reservations are §1 holds: the hold carries the exposure (estimate), its
 -- TTL and expiry; this row says whose it is, on which UTC day its cost will

@@ -664,3 +664,42 @@ ALTER FUNCTION spendguard.proposal_get(uuid) SECURITY DEFINER SET search_path = 
 ALTER FUNCTION spendguard.tool_calls(integer, text, text, text, text, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION spendguard.budget_retire_events(timestamptz, text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION spendguard.budget_checkpoints(text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
+-- Ids of 1,024 bytes (SPEC §0) in every index (issue 16): the indexes that
+-- held the tenant and two or three ids hold their digest instead (sql/spend.sql,
+-- sql/usage.sql); the per-budget expiry index drops hold_id. usage_event and
+-- call_event gain their window_key column (a rewrite of both tables: on a
+-- large log, run the update off peak).
+CREATE FUNCTION spendguard.id_key(a text, b text) RETURNS bytea
+IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'id_key2_wrapper';
+CREATE FUNCTION spendguard.id_key(a text, b text, c text) RETURNS bytea
+IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'id_key3_wrapper';
+COMMENT ON FUNCTION spendguard.id_key(text, text) IS
+  'SHA-256 of the length-prefixed ids: what indexes hold instead of several ids of up to 1,024 bytes';
+COMMENT ON FUNCTION spendguard.id_key(text, text, text) IS
+  'SHA-256 of the length-prefixed ids: what indexes hold instead of several ids of up to 1,024 bytes';
+
+ALTER TABLE spendguard.daily_spend DROP CONSTRAINT daily_spend_pkey;
+CREATE UNIQUE INDEX daily_spend_key
+  ON spendguard.daily_spend (tenant_id, spendguard.id_key(user_id, group_id), day);
+ALTER TABLE spendguard.daily_spend REPLICA IDENTITY FULL;
+ALTER TABLE spendguard.spend_user_override DROP CONSTRAINT spend_user_override_pkey;
+CREATE UNIQUE INDEX spend_user_override_key
+  ON spendguard.spend_user_override (tenant_id, spendguard.id_key(user_id, group_id));
+ALTER TABLE spendguard.spend_user_override REPLICA IDENTITY FULL;
+
+DROP INDEX spendguard.usage_event_window;
+ALTER TABLE spendguard.usage_event ADD COLUMN window_key bytea NOT NULL
+  GENERATED ALWAYS AS (spendguard.id_key(integration_id, principal_kind, principal_id)) STORED;
+CREATE INDEX usage_event_window
+  ON spendguard.usage_event (tenant_id, window_key, at)
+  INCLUDE (input_tokens, output_tokens);
+DROP INDEX spendguard.call_event_window;
+ALTER TABLE spendguard.call_event ADD COLUMN window_key bytea NOT NULL
+  GENERATED ALWAYS AS (spendguard.id_key(principal_kind, principal_id, tool_name)) STORED;
+CREATE INDEX call_event_window ON spendguard.call_event (tenant_id, window_key, at);
+
+DROP INDEX spendguard.budget_hold_budget_expiry;
+CREATE INDEX budget_hold_budget_expiry
+  ON spendguard.budget_hold (tenant_id, capability_id, grant_index, expires_at)
+  WHERE disposition = 'open' AND expires_at IS NOT NULL;

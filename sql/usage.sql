@@ -12,7 +12,12 @@ CREATE TABLE spendguard.usage_event (
   model           text,
   conversation_id text,
   at              timestamptz NOT NULL,
-  recorded_at     timestamptz NOT NULL DEFAULT now()
+  recorded_at     timestamptz NOT NULL DEFAULT now(),
+  -- what the window index holds instead of the three ids (with ids of
+  -- 1,024 incompressible bytes an entry holding them passes PostgreSQL's
+  -- limit): SHA-256 of the length-prefixed ids (spendguard_core::key)
+  window_key      bytea       NOT NULL
+                  GENERATED ALWAYS AS (spendguard.id_key(integration_id, principal_kind, principal_id)) STORED
 );
 COMMENT ON TABLE spendguard.usage_event IS
   'Tokens used per integration and principal: the record the rolling-window token caps sum over';
@@ -20,7 +25,7 @@ SELECT pg_catalog.pg_extension_config_dump('spendguard.usage_event', '');
 -- A window sum is a range scan of this index, answered from the index
 -- alone where the visibility map allows (the token counts are included).
 CREATE INDEX usage_event_window
-  ON spendguard.usage_event (tenant_id, integration_id, principal_kind, principal_id, at)
+  ON spendguard.usage_event (tenant_id, window_key, at)
   INCLUDE (input_tokens, output_tokens);
 CREATE INDEX usage_event_at ON spendguard.usage_event (tenant_id, at);
 
@@ -30,13 +35,15 @@ CREATE TABLE spendguard.call_event (
   principal_kind text        NOT NULL CHECK (principal_kind IN ('user', 'application')),
   principal_id   text        NOT NULL,
   tool_name      text        NOT NULL,
-  at             timestamptz NOT NULL DEFAULT now()
+  at             timestamptz NOT NULL DEFAULT now(),
+  -- as usage_event.window_key, of the principal and the tool
+  window_key     bytea       NOT NULL
+                 GENERATED ALWAYS AS (spendguard.id_key(principal_kind, principal_id, tool_name)) STORED
 );
 COMMENT ON TABLE spendguard.call_event IS
   'Tool calls per principal and tool: the record the rolling-window call caps count over';
 SELECT pg_catalog.pg_extension_config_dump('spendguard.call_event', '');
-CREATE INDEX call_event_window
-  ON spendguard.call_event (tenant_id, principal_kind, principal_id, tool_name, at);
+CREATE INDEX call_event_window ON spendguard.call_event (tenant_id, window_key, at);
 CREATE INDEX call_event_at ON spendguard.call_event (tenant_id, at);
 
 CREATE TYPE spendguard.usage_cap AS (

@@ -7,6 +7,7 @@ use pgrx::prelude::*;
 mod budget;
 mod error;
 mod jsonb;
+mod key;
 mod proposal;
 mod result;
 mod spend;
@@ -17,8 +18,16 @@ mod usage;
 ::pgrx::pg_module_magic!(name, version);
 
 pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
-pgrx::extension_sql_file!("../sql/spend.sql", name = "spend_schema");
-pgrx::extension_sql_file!("../sql/usage.sql", name = "usage_schema");
+pgrx::extension_sql_file!(
+    "../sql/spend.sql",
+    name = "spend_schema",
+    requires = [key::id_key2]
+);
+pgrx::extension_sql_file!(
+    "../sql/usage.sql",
+    name = "usage_schema",
+    requires = [key::id_key3]
+);
 pgrx::extension_sql_file!("../sql/proposal.sql", name = "proposal_schema");
 pgrx::extension_sql_file!(
     "../sql/monitoring.sql",

@@ -2,7 +2,7 @@
 //! backend and kept (SPI_keepplan).
 
 use pgrx::datum::DatumWithOid;
-use pgrx::pg_sys::PgOid;
+use pgrx::pg_sys::{self, PgOid};
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult, SpiTupleTable};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -59,5 +59,57 @@ pub fn advisory_xact_lock(key: i64) {
             pgrx::pg_sys::pg_advisory_xact_lock_int8,
             &[key.into_datum()],
         );
+    }
+}
+
+/// A statement in two forms: `current` for this release's schema and
+/// `legacy` for the previous release's. Between installing a new package
+/// and `ALTER EXTENSION spendguard UPDATE` the new library serves a
+/// database at the previous version (SPEC §10 "Upgrades without a
+/// window"); the statements whose text the update changes come in both
+/// forms, and `pick` takes the one the database's schema has.
+pub struct Versioned {
+    pub current: Stmt,
+    pub legacy: Stmt,
+}
+
+/// `versioned!(m, types)`: a [`Versioned`] from a macro `m!(current)` /
+/// `m!(legacy)` that spells the two forms.
+macro_rules! versioned {
+    ($m:ident, $types:expr) => {
+        $crate::spi::Versioned {
+            current: $crate::spi::Stmt {
+                sql: $m!(current),
+                types: $types,
+            },
+            legacy: $crate::spi::Stmt {
+                sql: $m!(legacy),
+                types: $types,
+            },
+        }
+    };
+}
+pub(crate) use versioned;
+
+impl Versioned {
+    pub fn pick(&'static self) -> &'static Stmt {
+        if schema_is_current() {
+            &self.current
+        } else {
+            &self.legacy
+        }
+    }
+}
+
+/// Whether the database has this release's schema: 0.3.1 keys daily_spend
+/// by a digest of its ids (index daily_spend_key); 0.3.0 did not. Two
+/// syscache look-ups per call, so a backend follows an update as soon as it
+/// commits (a cached answer would keep an old backend on the old form).
+fn schema_is_current() -> bool {
+    // SAFETY: syscache look-ups by name; both return InvalidOid when absent.
+    unsafe {
+        let ns = pg_sys::get_namespace_oid(c"spendguard".as_ptr(), true);
+        ns != pg_sys::InvalidOid
+            && pg_sys::get_relname_relid(c"daily_spend_key".as_ptr(), ns) != pg_sys::InvalidOid
     }
 }

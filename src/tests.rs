@@ -66,7 +66,7 @@ mod tests {
         Spi::run("SET plan_cache_mode = force_generic_plan").unwrap();
         Spi::run(&format!(
             "PREPARE w(text, text, text, text, interval) AS {}",
-            crate::usage::store::WINDOW_TOKENS.sql
+            crate::usage::store::WINDOW_TOKENS.current.sql
         ))
         .unwrap();
         let plan: Vec<String> = Spi::connect(|c| {

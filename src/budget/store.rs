@@ -88,16 +88,18 @@ static LOCK_USAGE_SKIP_LOCKED: Stmt = Stmt {
 };
 
 /// The open holds of one budget past their expiry at $4, oldest first,
-/// locked (index budget_hold_budget_expiry). Only run under the budget's
-/// row lock; SKIP LOCKED so that it can never wait, whatever else holds a
-/// hold row.
+/// locked (index budget_hold_budget_expiry; holds due at the same
+/// microsecond in the index's order: the index has no hold_id, which would
+/// not fit beside a capability id of 1,024 bytes). Only run under the
+/// budget's row lock; SKIP LOCKED so that it can never wait, whatever else
+/// holds a hold row.
 static LOCK_EXPIRED_HOLDS: Stmt = Stmt {
     sql: "SELECT hold_id, authorized_exposure, remaining_exposure, realized_spend, \
           authority_id, lease_id, lease_epoch, expires_at \
           FROM spendguard.budget_hold \
           WHERE tenant_id = $1 AND capability_id = $2 AND grant_index = $3 \
             AND disposition = 'open' AND expires_at <= $4 \
-          ORDER BY expires_at, hold_id LIMIT $5 FOR UPDATE SKIP LOCKED",
+          ORDER BY expires_at LIMIT $5 FOR UPDATE SKIP LOCKED",
     types: &[TEXT, TEXT, INT4, TIMESTAMPTZ, INT8],
 };
 

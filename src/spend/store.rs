@@ -3,7 +3,7 @@
 //! cached prepared statements. No rules here. Reservations' holds go
 //! through the budget store (super::super::budget::store).
 
-use crate::spi::{run, Stmt};
+use crate::spi::{run, versioned, Stmt, Versioned};
 use pgrx::datum::Date;
 use pgrx::pg_sys::{PgBuiltInOids as T, PgOid};
 use pgrx::spi::{SpiClient, SpiResult};
@@ -15,22 +15,73 @@ const DATE: PgOid = PgOid::BuiltIn(T::DATEOID);
 const TIMESTAMPTZ: PgOid = PgOid::BuiltIn(T::TIMESTAMPTZOID);
 const BOOL: PgOid = PgOid::BuiltIn(T::BOOLOID);
 
-static UPSERT_DAILY: Stmt = Stmt {
-    sql:
-        "INSERT INTO spendguard.daily_spend AS d (tenant_id, user_id, group_id, day, spend_micros) \
-          VALUES ($1, $2, $3, $4, $5) \
-          ON CONFLICT (tenant_id, user_id, group_id, day) \
-          DO UPDATE SET spend_micros = d.spend_micros + EXCLUDED.spend_micros \
-          RETURNING d.spend_micros",
-    types: &[TEXT, TEXT, TEXT, DATE, INT8],
-};
+// The rows of a user and group are found by their key: in this release's
+// schema the digest of the two ids (index daily_spend_key,
+// spend_user_override_key; the ids are compared too), in the previous
+// release's the ids themselves (its primary keys). Each statement that
+// finds them comes in both forms (crate::spi::Versioned): the library
+// serves a database at the previous version until ALTER EXTENSION UPDATE.
+macro_rules! user_rows {
+    (current, $a:literal) => {
+        concat!(
+            $a,
+            "tenant_id = $1 AND spendguard.id_key(",
+            $a,
+            "user_id, ",
+            $a,
+            "group_id) = spendguard.id_key($2, $3) AND ",
+            $a,
+            "user_id = $2 AND ",
+            $a,
+            "group_id = $3"
+        )
+    };
+    (legacy, $a:literal) => {
+        concat!(
+            $a,
+            "tenant_id = $1 AND ",
+            $a,
+            "user_id = $2 AND ",
+            $a,
+            "group_id = $3"
+        )
+    };
+}
 
-/// A user's spend in a group over days [$4, $5) (primary key range scan).
-static SPENT: Stmt = Stmt {
-    sql: "SELECT coalesce(sum(spend_micros), 0)::bigint FROM spendguard.daily_spend \
-          WHERE tenant_id = $1 AND user_id = $2 AND group_id = $3 AND day >= $4 AND day < $5",
-    types: &[TEXT, TEXT, TEXT, DATE, DATE],
-};
+/// The conflict target of a user and group's row (of a day, for daily_spend).
+macro_rules! user_key {
+    (current) => {
+        "tenant_id, spendguard.id_key(user_id, group_id)"
+    };
+    (legacy) => {
+        "tenant_id, user_id, group_id"
+    };
+}
+
+macro_rules! upsert_daily {
+    ($v:ident) => {
+        concat!(
+            "INSERT INTO spendguard.daily_spend AS d (tenant_id, user_id, group_id, day, \
+             spend_micros) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (",
+            user_key!($v),
+            ", day) DO UPDATE SET spend_micros = d.spend_micros + EXCLUDED.spend_micros \
+             RETURNING d.spend_micros"
+        )
+    };
+}
+static UPSERT_DAILY: Versioned = versioned!(upsert_daily, &[TEXT, TEXT, TEXT, DATE, INT8]);
+
+/// A user's spend in a group over days [$4, $5) (a range scan of its key).
+macro_rules! spent {
+    ($v:ident) => {
+        concat!(
+            "SELECT coalesce(sum(spend_micros), 0)::bigint FROM spendguard.daily_spend WHERE ",
+            user_rows!($v, ""),
+            " AND day >= $4 AND day < $5"
+        )
+    };
+}
+static SPENT: Versioned = versioned!(spent, &[TEXT, TEXT, TEXT, DATE, DATE]);
 
 /// A group's spend from day $3 on (index daily_spend_group).
 static GROUP_SPENT: Stmt = Stmt {
@@ -40,30 +91,41 @@ static GROUP_SPENT: Stmt = Stmt {
 };
 
 /// The group budget (limit, period) and the user's override.
-static LIMITS: Stmt = Stmt {
-    sql: "SELECT b.limit_micros, b.period, \
-          (SELECT o.limit_micros FROM spendguard.spend_user_override o \
-           WHERE o.tenant_id = $1 AND o.user_id = $2 AND o.group_id = $3) \
-          FROM (SELECT 1) one LEFT JOIN spendguard.spend_budget b \
-            ON b.tenant_id = $1 AND b.group_id = $3",
-    types: &[TEXT, TEXT, TEXT],
-};
+macro_rules! limits {
+    ($v:ident) => {
+        concat!(
+            "SELECT b.limit_micros, b.period, \
+             (SELECT o.limit_micros FROM spendguard.spend_user_override o WHERE ",
+            user_rows!($v, "o."),
+            ") FROM (SELECT 1) one LEFT JOIN spendguard.spend_budget b \
+             ON b.tenant_id = $1 AND b.group_id = $3"
+        )
+    };
+}
+static LIMITS: Versioned = versioned!(limits, &[TEXT, TEXT, TEXT]);
 
-/// A user's spend over days [$4, $5) (primary key range scan) and, when
+/// A user's spend over days [$4, $5) (a range scan of its key) and, when
 /// $8, the open reservations of the reservation budget not expired at $9
 /// (the partial index of open holds with a TTL: reservations always have
 /// one; $6 and $7 name that budget), in one statement: what a charge or
 /// a reservation reads under its lock.
-static SPENT_AND_RESERVED: Stmt = Stmt {
-    sql: "SELECT (SELECT coalesce(sum(spend_micros), 0)::bigint FROM spendguard.daily_spend \
-            WHERE tenant_id = $1 AND user_id = $2 AND group_id = $3 AND day >= $4 AND day < $5), \
-          CASE WHEN $8 THEN (SELECT coalesce(sum(remaining_exposure), 0)::bigint \
-            FROM spendguard.budget_hold \
-            WHERE tenant_id = $1 AND capability_id = $6 AND grant_index = $7::int4 \
-              AND disposition = 'open' AND expires_at IS NOT NULL AND expires_at > $9) \
-          ELSE 0::bigint END",
-    types: &[TEXT, TEXT, TEXT, DATE, DATE, TEXT, INT8, BOOL, TIMESTAMPTZ],
-};
+macro_rules! spent_and_reserved {
+    ($v:ident) => {
+        concat!(
+            "SELECT (",
+            spent!($v),
+            "), CASE WHEN $8 THEN (SELECT coalesce(sum(remaining_exposure), 0)::bigint \
+             FROM spendguard.budget_hold \
+             WHERE tenant_id = $1 AND capability_id = $6 AND grant_index = $7::int4 \
+             AND disposition = 'open' AND expires_at IS NOT NULL AND expires_at > $9) \
+             ELSE 0::bigint END"
+        )
+    };
+}
+static SPENT_AND_RESERVED: Versioned = versioned!(
+    spent_and_reserved,
+    &[TEXT, TEXT, TEXT, DATE, DATE, TEXT, INT8, BOOL, TIMESTAMPTZ]
+);
 
 static SET_BUDGET: Stmt = Stmt {
     sql: "INSERT INTO spendguard.spend_budget (tenant_id, group_id, limit_micros, period) \
@@ -78,18 +140,27 @@ static DROP_BUDGET: Stmt = Stmt {
     types: &[TEXT, TEXT],
 };
 
-static SET_OVERRIDE: Stmt = Stmt {
-    sql: "INSERT INTO spendguard.spend_user_override (tenant_id, user_id, group_id, limit_micros) \
-          VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, user_id, group_id) \
-          DO UPDATE SET limit_micros = EXCLUDED.limit_micros, updated_at = now()",
-    types: &[TEXT, TEXT, TEXT, INT8],
-};
+macro_rules! set_override {
+    ($v:ident) => {
+        concat!(
+            "INSERT INTO spendguard.spend_user_override (tenant_id, user_id, group_id, \
+             limit_micros) VALUES ($1, $2, $3, $4) ON CONFLICT (",
+            user_key!($v),
+            ") DO UPDATE SET limit_micros = EXCLUDED.limit_micros, updated_at = now()"
+        )
+    };
+}
+static SET_OVERRIDE: Versioned = versioned!(set_override, &[TEXT, TEXT, TEXT, INT8]);
 
-static DROP_OVERRIDE: Stmt = Stmt {
-    sql: "DELETE FROM spendguard.spend_user_override \
-          WHERE tenant_id = $1 AND user_id = $2 AND group_id = $3",
-    types: &[TEXT, TEXT, TEXT],
-};
+macro_rules! drop_override {
+    ($v:ident) => {
+        concat!(
+            "DELETE FROM spendguard.spend_user_override WHERE ",
+            user_rows!($v, "")
+        )
+    };
+}
+static DROP_OVERRIDE: Versioned = versioned!(drop_override, &[TEXT, TEXT, TEXT]);
 
 static NEW_RESERVATION: Stmt = Stmt {
     sql: "INSERT INTO spendguard.spend_reservation \
@@ -111,17 +182,22 @@ static LOCK_RESERVATION: Stmt = Stmt {
 /// A settle's two writes in one statement: the reservation closed with its
 /// cost, and the cost added to the user's row of the reservation's day
 /// ($3 user, $4 group, $5 day, $6 cost); returns the day's total.
-static SETTLE_RESERVATION: Stmt = Stmt {
-    sql: "WITH c AS (UPDATE spendguard.spend_reservation \
-            SET status = 'settled', cost_micros = $6, closed_at = now() \
-            WHERE tenant_id = $1 AND hold_id = $2 RETURNING 1) \
-          INSERT INTO spendguard.daily_spend AS d (tenant_id, user_id, group_id, day, spend_micros) \
-          SELECT $1, $3, $4, $5, $6 FROM c \
-          ON CONFLICT (tenant_id, user_id, group_id, day) \
-          DO UPDATE SET spend_micros = d.spend_micros + EXCLUDED.spend_micros \
-          RETURNING d.spend_micros",
-    types: &[TEXT, TEXT, TEXT, TEXT, DATE, INT8],
-};
+macro_rules! settle_reservation {
+    ($v:ident) => {
+        concat!(
+            "WITH c AS (UPDATE spendguard.spend_reservation \
+             SET status = 'settled', cost_micros = $6, closed_at = now() \
+             WHERE tenant_id = $1 AND hold_id = $2 RETURNING 1) \
+             INSERT INTO spendguard.daily_spend AS d (tenant_id, user_id, group_id, day, \
+             spend_micros) SELECT $1, $3, $4, $5, $6 FROM c ON CONFLICT (",
+            user_key!($v),
+            ", day) DO UPDATE SET spend_micros = d.spend_micros + EXCLUDED.spend_micros \
+             RETURNING d.spend_micros"
+        )
+    };
+}
+static SETTLE_RESERVATION: Versioned =
+    versioned!(settle_reservation, &[TEXT, TEXT, TEXT, TEXT, DATE, INT8]);
 
 static CLOSE_RESERVATION: Stmt = Stmt {
     sql:
@@ -172,7 +248,7 @@ impl SpendStore<'_, '_> {
     pub fn upsert_daily(&mut self, user: &str, group: &str, day: i64, cost: i64) -> i64 {
         let t = self.tenant;
         self.one_i64(
-            &UPSERT_DAILY,
+            UPSERT_DAILY.pick(),
             &[
                 t.into(),
                 user.into(),
@@ -186,7 +262,7 @@ impl SpendStore<'_, '_> {
     pub fn spent(&mut self, user: &str, group: &str, from: i64, to: i64) -> i64 {
         let t = self.tenant;
         self.one_i64(
-            &SPENT,
+            SPENT.pick(),
             &[
                 t.into(),
                 user.into(),
@@ -213,7 +289,7 @@ impl SpendStore<'_, '_> {
             pgrx::datum::TimestampWithTimeZone::try_from(now).expect("now() is a timestamptz");
         let t = spi(run(
             self.client,
-            &SPENT_AND_RESERVED,
+            SPENT_AND_RESERVED.pick(),
             &[
                 self.tenant.into(),
                 user.into(),
@@ -245,7 +321,7 @@ impl SpendStore<'_, '_> {
     ) -> i64 {
         let t = self.tenant;
         self.one_i64(
-            &SETTLE_RESERVATION,
+            SETTLE_RESERVATION.pick(),
             &[
                 t.into(),
                 hold_id.into(),
@@ -266,7 +342,7 @@ impl SpendStore<'_, '_> {
     pub fn limits(&mut self, user: &str, group: &str) -> (Option<(i64, Period)>, Option<i64>) {
         let t = spi(run(
             self.client,
-            &LIMITS,
+            LIMITS.pick(),
             &[self.tenant.into(), user.into(), group.into()],
         ));
         let r = t.first();
@@ -302,12 +378,12 @@ impl SpendStore<'_, '_> {
         match limit {
             Some(l) => spi(run(
                 self.client,
-                &SET_OVERRIDE,
+                SET_OVERRIDE.pick(),
                 &[self.tenant.into(), user.into(), group.into(), l.into()],
             )),
             None => spi(run(
                 self.client,
-                &DROP_OVERRIDE,
+                DROP_OVERRIDE.pick(),
                 &[self.tenant.into(), user.into(), group.into()],
             )),
         };

@@ -1,7 +1,7 @@
 //! The SQL of rolling-window caps: every read and write of usage_event and
 //! call_event, as cached prepared statements. No rules here.
 
-use crate::spi::{run, Stmt};
+use crate::spi::{run, versioned, Stmt, Versioned};
 use pgrx::datum::{DatumWithOid, Interval, TimestampWithTimeZone};
 use pgrx::pg_sys::{PgBuiltInOids as T, PgOid};
 use pgrx::spi::{SpiClient, SpiResult};
@@ -11,23 +11,53 @@ const INT8: PgOid = PgOid::BuiltIn(T::INT8OID);
 const INTERVAL: PgOid = PgOid::BuiltIn(T::INTERVALOID);
 const TIMESTAMPTZ: PgOid = PgOid::BuiltIn(T::TIMESTAMPTZOID);
 
+/// The rows of one window: in this release's schema by the digest of its
+/// ids (window_key, so the index entry fits with ids of 1,024 bytes; a
+/// SHA-256 match is the ids' match, and the sum stays an index-only scan),
+/// in the previous release's by the ids (crate::spi::Versioned).
+macro_rules! window {
+    (current, $ids:literal) => {
+        "tenant_id = $1 AND window_key = spendguard.id_key($2, $3, $4)"
+    };
+    (legacy, $ids:literal) => {
+        $ids
+    };
+}
+
 /// Tokens in the trailing window: a range scan of usage_event_window
 /// (tests/pg_regress/sql/usage.sql shows the plan with 1M rows).
-pub static WINDOW_TOKENS: Stmt = Stmt {
-    sql: "SELECT coalesce(sum(input_tokens + output_tokens), 0)::bigint \
-          FROM spendguard.usage_event \
-          WHERE tenant_id = $1 AND integration_id = $2 AND principal_kind = $3 \
-            AND principal_id = $4 AND at > now() - $5",
-    types: &[TEXT, TEXT, TEXT, TEXT, INTERVAL],
-};
+macro_rules! window_tokens {
+    ($v:ident) => {
+        concat!(
+            "SELECT coalesce(sum(input_tokens + output_tokens), 0)::bigint \
+             FROM spendguard.usage_event WHERE ",
+            window!(
+                $v,
+                "tenant_id = $1 AND integration_id = $2 AND principal_kind = $3 \
+                 AND principal_id = $4"
+            ),
+            " AND at > now() - $5"
+        )
+    };
+}
+pub static WINDOW_TOKENS: Versioned =
+    versioned!(window_tokens, &[TEXT, TEXT, TEXT, TEXT, INTERVAL]);
 
 /// Calls in the trailing window: a range scan of call_event_window.
-pub static WINDOW_CALLS: Stmt = Stmt {
-    sql: "SELECT count(*) FROM spendguard.call_event \
-          WHERE tenant_id = $1 AND principal_kind = $2 AND principal_id = $3 \
-            AND tool_name = $4 AND at > now() - $5",
-    types: &[TEXT, TEXT, TEXT, TEXT, INTERVAL],
-};
+macro_rules! window_calls {
+    ($v:ident) => {
+        concat!(
+            "SELECT count(*) FROM spendguard.call_event WHERE ",
+            window!(
+                $v,
+                "tenant_id = $1 AND principal_kind = $2 AND principal_id = $3 \
+                 AND tool_name = $4"
+            ),
+            " AND at > now() - $5"
+        )
+    };
+}
+pub static WINDOW_CALLS: Versioned = versioned!(window_calls, &[TEXT, TEXT, TEXT, TEXT, INTERVAL]);
 
 static RECORD_USAGE: Stmt = Stmt {
     sql: "INSERT INTO spendguard.usage_event (tenant_id, integration_id, principal_kind, \
@@ -81,7 +111,7 @@ impl UsageStore<'_, '_> {
     pub fn window_tokens(&mut self, key: [&str; 3], window: Interval) -> i64 {
         let t = self.tenant;
         self.one(
-            &WINDOW_TOKENS,
+            WINDOW_TOKENS.pick(),
             &[
                 t.into(),
                 key[0].into(),
@@ -96,7 +126,7 @@ impl UsageStore<'_, '_> {
     pub fn window_calls(&mut self, key: [&str; 3], window: Interval) -> i64 {
         let t = self.tenant;
         self.one(
-            &WINDOW_CALLS,
+            WINDOW_CALLS.pick(),
             &[
                 t.into(),
                 key[0].into(),

@@ -155,6 +155,11 @@ SELECT spendguard.spend_set_group_budget('g', 1000, 'day');
 SELECT spendguard.spend_reserve('u', 'g', 300, 'r1');
 SELECT spendguard.spend_settle('r1', 250);
 SELECT spendguard.proposal_create('user', 'u', 'send_email', '{"to": "a@b.c"}');
+SELECT spendguard.spend_set_user_override('u', 'g', 5000);
+SELECT spendguard.spend_upsert_daily('u', 'g', now(), 7);
+SELECT spendguard.spend_charge('u', 'g', 3);
+SELECT spendguard.usage_cap_charge('api', 'user', 'u', 10, 100, '1 hour');
+SELECT spendguard.call_cap_charge('user', 'u', 'search', 5, '1 hour');
 SET spendguard.tenant = 'globex';
 SELECT spendguard.budget_try_increment('tool', 0, 5);
 SQL
@@ -194,7 +199,22 @@ SELECT count(*) FROM spendguard.verify();
 SQL
 )
   [ "$got" = $'SET\n4\n0' ] || [ "$got" = $'4\n0' ] || { echo "retiring on the database upgraded from $from: $got" >&2; exit 1; }
-  echo "upgrade $from -> $version: schema, catalog and pg_dump registrations equal to a fresh install, $(echo "$before" | wc -l) rows intact, history retires, verify() clean"
+  # the rows the old library wrote by the old keys are found by the new
+  # ones (the history above ran on the $from schema with today's library:
+  # it serves the previous release until the update, SPEC §10)
+  got=$(psql_ -d "$db" -At <<'SQL'
+SET spendguard.tenant = 'acme';
+SELECT spendguard.spend_set_user_override('u', 'g', 6000);
+SELECT limit_micros, spent_micros FROM spendguard.spend_charge('u', 'g', 1);
+SELECT spendguard.spend_since('u', 'g', now() - interval '1 day');
+SELECT used FROM spendguard.usage_cap_charge('api', 'user', 'u', 5, 100, '1 hour');
+SELECT used FROM spendguard.call_cap_charge('user', 'u', 'search', 5, '1 hour');
+SELECT count(*) FROM spendguard.spend_user_override;
+SQL
+)
+  [ "$got" = $'\n6000|261\n261\n15\n2\n1' ] ||
+    { echo "spend and caps written before the update from $from, read after it: $got" >&2; exit 1; }
+  echo "upgrade $from -> $version: schema, catalog and pg_dump registrations equal to a fresh install, $(echo "$before" | wc -l) rows intact, history retires, calls before and after the update agree, verify() clean"
 }
 from_release 0.2.0
 from_release 0.3.0
@@ -211,14 +231,22 @@ DO $$ BEGIN
 END $$;
 GRANT USAGE ON SCHEMA spendguard TO sg_upgrade_monitor;
 GRANT SELECT ON spendguard.monitor_spend_by_group, spendguard.monitor_open_holds TO sg_upgrade_monitor;
+-- one session across the update: its cached statements of the old schema
+-- are not used after it
+SELECT spendguard.spend_charge('u', 'g', 1);
+SELECT spendguard.usage_cap_charge('api', 'user', 'u', 1, 100, '1 hour');
 ALTER EXTENSION spendguard UPDATE;
+SELECT spendguard.spend_charge('u', 'g', 1);
+SELECT spendguard.usage_cap_charge('api', 'user', 'u', 1, 100, '1 hour');
 SQL
 got=$(psql_ -d sg_upgrade_grants -At -c "
   SELECT has_table_privilege('sg_upgrade_monitor', 'spendguard.monitor_spend_by_group', 'SELECT'),
          has_table_privilege('sg_upgrade_monitor', 'spendguard.monitor_open_holds', 'SELECT'),
          has_table_privilege('public', 'spendguard.monitor_spend_by_group', 'SELECT'),
          (SELECT format_type(atttypid, atttypmod) FROM pg_attribute
-          WHERE attrelid = 'spendguard.monitor_spend_by_group'::regclass AND attname = 'spend_micros')")
-[ "$got" = "t|t|f|numeric" ] || { echo "grants on the monitoring views after the update from 0.3.0: $got" >&2; exit 1; }
-echo "upgrade 0.3.0 -> $version keeps the grants on the monitoring view it makes again"
+          WHERE attrelid = 'spendguard.monitor_spend_by_group'::regclass AND attname = 'spend_micros'),
+         spendguard.spend_since('u', 'g', now() - interval '1 day'),
+         (SELECT used FROM spendguard.usage_cap_check('api', 'user', 'u', 100, '1 hour'))")
+[ "$got" = "t|t|f|numeric|2|2" ] || { echo "grants and calls across the update from 0.3.0: $got" >&2; exit 1; }
+echo "upgrade 0.3.0 -> $version keeps the grants on the monitoring view it makes again; one session serves calls across the update"
 echo "4 passed, 0 failed"

@@ -5,6 +5,7 @@
 pub mod budget;
 pub mod error;
 pub mod fingerprint;
+pub mod key;
 pub mod proposal;
 pub mod spend;
 pub mod usage;

@@ -69,6 +69,6 @@ PREPARE budget_expired(text, text, int4, timestamptz, int8) AS
   SELECT hold_id FROM spendguard.budget_hold
   WHERE tenant_id = $1 AND capability_id = $2 AND grant_index = $3
     AND disposition = 'open' AND expires_at <= $4
-  ORDER BY expires_at, hold_id LIMIT $5 FOR UPDATE SKIP LOCKED;
+  ORDER BY expires_at LIMIT $5 FOR UPDATE SKIP LOCKED;
 EXPLAIN (COSTS OFF) EXECUTE budget_expired('t', 'c', 0, now(), 10);
 RESET plan_cache_mode;

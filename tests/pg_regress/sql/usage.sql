@@ -35,8 +35,8 @@ SET plan_cache_mode = force_generic_plan;
 PREPARE window_tokens(text, text, text, text, interval) AS
   SELECT coalesce(sum(input_tokens + output_tokens), 0)::bigint
   FROM spendguard.usage_event
-  WHERE tenant_id = $1 AND integration_id = $2 AND principal_kind = $3
-    AND principal_id = $4 AND at > now() - $5;
+  WHERE tenant_id = $1 AND window_key = spendguard.id_key($2, $3, $4)
+    AND at > now() - $5;
 EXPLAIN (COSTS OFF) EXECUTE window_tokens('regress-usage', 'chat-api', 'user', 'p8', '1 hour');
 RESET plan_cache_mode;
 SELECT * FROM spendguard.usage_cap_check('chat-api', 'user', 'p8', 100000, '1 hour');
