@@ -4,6 +4,7 @@
 
 use pgrx::prelude::*;
 
+mod args;
 mod budget;
 mod error;
 mod jsonb;

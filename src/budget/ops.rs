@@ -3,6 +3,8 @@
 //! under the budget row lock.
 
 use super::store::{hold_exists, HoldWrite, NewEvent, RecordedEvent, Store};
+// expiry is judged at the time of the call (now()), as expires_at was set
+use crate::args::now;
 use pgrx::datum::Interval;
 use pgrx::spi::Spi;
 use spendguard_core::budget::{
@@ -68,13 +70,6 @@ pub struct MutateArgs {
     pub authority_id: Option<String>,
     pub lease_id: Option<String>,
     pub lease_epoch: Option<i64>,
-}
-
-/// The current transaction's start time (`now()`), in timestamptz units:
-/// expiry is judged at the time of the call, as `expires_at` was set.
-pub fn now() -> i64 {
-    // SAFETY: a plain read of the transaction's start timestamp.
-    unsafe { pgrx::pg_sys::GetCurrentTransactionStartTimestamp() }
 }
 
 /// `single_node_atomic`, or `ha_linearizable` when this commit waits for a
@@ -177,7 +172,9 @@ pub fn authorize(a: AuthorizeArgs) -> Result<HoldDecision> {
     let hold_id = validate::opt_id("hold_id", a.hold_id)?;
     let event_id = validate::opt_id("event_id", a.event_id)?;
     let authority = Authority::from_args(a.authority_id, a.lease_id, a.lease_epoch)?;
-    validate::opt_ttl("ttl", a.ttl.map(|t| t.as_micros()))?;
+    if let Some(t) = a.ttl {
+        crate::args::ttl("ttl", t)?;
+    }
     if a.ttl.is_some() && hold_id.is_none() {
         return Err(Error::InvalidParameter(
             "ttl needs a hold_id: only a hold can expire".to_string(),

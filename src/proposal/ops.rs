@@ -132,8 +132,7 @@ pub fn create(
         transport,
         conversation_id,
     )?;
-    let ttl = validate::required("ttl", ttl)?;
-    validate::opt_ttl("ttl", Some(ttl.as_micros()))?;
+    let ttl = crate::args::ttl("ttl", validate::required("ttl", ttl)?)?;
     let tenant = crate::tenant::current()?;
     with_store(&tenant, |db| {
         let nc = c.new_call();

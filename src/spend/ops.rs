@@ -4,7 +4,8 @@
 //! exposure, TTL, expiry, sweep, events and verify() are §1's.
 
 use super::store::SpendStore;
-use crate::budget::ops::{guarantee_level, now};
+use crate::args::{finite_time, now};
+use crate::budget::ops::guarantee_level;
 use crate::budget::store::{hold_exists, HoldWrite, NewEvent, Store};
 use pgrx::datum::{Interval, TimestampWithTimeZone};
 use pgrx::spi::Spi;
@@ -57,16 +58,9 @@ fn budgets<'a, 'c>(db: &'a mut SpendStore<'_, 'c>) -> Store<'a, 'c> {
     }
 }
 
-/// A timestamptz argument as microseconds; NULL is 22004, ±infinity 22023
-/// (it has no UTC day).
+/// A finite time argument as microseconds (crate::args::finite_time).
 fn time_arg(name: &str, v: Option<TimestampWithTimeZone>) -> Result<i64> {
-    let t = validate::required(name, v)?;
-    if !t.is_finite() {
-        return Err(Error::InvalidParameter(format!(
-            "{name} must be a finite time"
-        )));
-    }
-    Ok(i64::from(t))
+    Ok(i64::from(finite_time(name, v)?))
 }
 
 fn ids(user: Option<String>, group: Option<String>) -> Result<(String, String)> {
@@ -289,8 +283,7 @@ pub fn reserve(
     let estimate = validate::amount("estimate_micros", estimate)?;
     let hold_id = validate::id("hold_id", hold_id)?;
     let day = spend::utc_day(time_arg("at", at)?);
-    let ttl = validate::required("ttl", ttl)?;
-    validate::opt_ttl("ttl", Some(ttl.as_micros()))?;
+    let ttl = crate::args::ttl("ttl", validate::required("ttl", ttl)?)?;
     let tenant = crate::tenant::current()?;
     with_store(&tenant, |db| {
         let (limit, start, end) = limit_at(db, &user, &group, day)?;

@@ -22,9 +22,7 @@ fn with_store<R>(tenant: &str, f: impl FnOnce(&mut UsageStore<'_, '_>) -> Result
 }
 
 fn window(v: Option<Interval>) -> Result<Interval> {
-    let w = validate::required("time_window", v)?;
-    validate::opt_ttl("time_window", Some(w.as_micros()))?;
-    Ok(w)
+    crate::args::window("time_window", v)
 }
 
 fn principal(kind: Option<String>, id: Option<String>) -> Result<(String, String)> {
@@ -51,7 +49,7 @@ pub fn record(
     usage::tokens(input, output)?;
     let model = validate::opt_id("model", model)?;
     let conversation = validate::opt_id("conversation_id", conversation_id)?;
-    let at = validate::required("at", at)?;
+    let at = crate::args::finite_time("at", at)?;
     let tenant = crate::tenant::current()?;
     with_store(&tenant, |db| {
         Ok(db.record(&NewUsage {
@@ -200,5 +198,5 @@ pub fn purge(before: Option<TimestampWithTimeZone>) -> Result<i64> {
 }
 
 fn now() -> TimestampWithTimeZone {
-    TimestampWithTimeZone::try_from(crate::budget::ops::now()).expect("now() is a timestamptz")
+    TimestampWithTimeZone::try_from(crate::args::now()).expect("now() is a timestamptz")
 }

@@ -76,6 +76,45 @@ pub fn opt_ttl(name: &str, micros: Option<i128>) -> Result<Option<i128>> {
     }
 }
 
+/// The last microsecond a `timestamptz` can hold (294276-12-31
+/// 23:59:59.999999 UTC) and the first (4714-11-24 00:00 UTC BC), as
+/// microseconds since 2000-01-01, PostgreSQL's `END_TIMESTAMP - 1` and
+/// `MIN_TIMESTAMP`.
+pub const MAX_TIME: i64 = 9_223_371_331_200_000_000 - 1;
+pub const MIN_TIME: i64 = -211_813_488_000_000_000;
+
+/// The most an interval of (months, days, micros) can move a time: a month
+/// is at most 31 days and a day at most 25 hours (a daylight-saving day in
+/// the session's time zone), so `time + interval` is never past
+/// `time + reach`.
+pub fn interval_reach(months: i32, days: i32, micros: i64) -> i128 {
+    const HOUR: i128 = 3_600_000_000;
+    i128::from(months).abs() * (31 * 24 + 1) * HOUR
+        + i128::from(days).abs() * 25 * HOUR
+        + i128::from(micros).abs()
+}
+
+/// `now() + ttl` must be a time PostgreSQL can hold: 22023 (not 22008 from
+/// deep inside) for a TTL that reaches past the last one.
+pub fn ttl_fits(name: &str, now: i64, reach: i128) -> Result<()> {
+    if i128::from(now) + reach > i128::from(MAX_TIME) {
+        return Err(Error::InvalidParameter(format!(
+            "{name} is too long: now() + {name} is past the last time PostgreSQL can hold"
+        )));
+    }
+    Ok(())
+}
+
+/// `now() - window` must be a time PostgreSQL can hold (22023).
+pub fn window_fits(name: &str, now: i64, reach: i128) -> Result<()> {
+    if i128::from(now) - reach < i128::from(MIN_TIME) {
+        return Err(Error::InvalidParameter(format!(
+            "{name} is too long: now() - {name} is before the first time PostgreSQL can hold"
+        )));
+    }
+    Ok(())
+}
+
 /// A required grant index: NULL is 22004, negative is 22023.
 pub fn grant_index(v: Option<i32>) -> Result<i32> {
     let g = required("grant_index", v)?;
@@ -90,6 +129,29 @@ pub fn grant_index(v: Option<i32>) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ttls_and_windows_stay_within_timestamptz() {
+        let now = 848_000_000_000_000_000 / 1000; // some time in 2026-ish
+        assert_eq!(
+            ttl_fits("ttl", now, interval_reach(0, 0, 3_600_000_000)),
+            Ok(())
+        );
+        let years = |y: i32| interval_reach(12 * y, 0, 0);
+        assert!(ttl_fits("ttl", now, years(100_000)).is_ok());
+        let e = ttl_fits("ttl", now, years(178_000_000)).unwrap_err();
+        assert_eq!(e.sqlstate(), "22023");
+        assert!(e.message().starts_with("ttl is too long"), "{e}");
+        assert!(window_fits("time_window", now, years(4000)).is_ok());
+        assert!(window_fits("time_window", now, years(10_000)).is_err());
+        // the bound is an upper bound: a month counts 31 days and 1 hour
+        assert_eq!(interval_reach(-1, 0, 0), (31 * 24 + 1) * 3_600_000_000);
+        assert_eq!(
+            ttl_fits("ttl", MAX_TIME, 1).unwrap_err().sqlstate(),
+            "22023"
+        );
+        assert_eq!(ttl_fits("ttl", MAX_TIME - 1, 1), Ok(()));
+    }
 
     #[test]
     fn amounts() {

@@ -47,6 +47,15 @@ SELECT spendguard.spend_reserve('u', 'g', 1, 'r-old', '1999-12-31 12:00+00');
 SELECT spendguard.spend_set_group_budget('weekly', 10, 'week');
 -- 2000-01-01 was a Saturday: its week began on 1999-12-27
 SELECT spendguard.spend_charge('u', 'weekly', 1, '2000-01-01 12:00+00');
+-- a TTL or window that reaches past what a timestamptz holds is 22023 (it
+-- was 22008 from the statement that adds it to now())
+SELECT spendguard.budget_authorize_hold('c', 0, 1, hold_id => 'h-ttl', ttl => '178000000 years');
+SELECT spendguard.spend_reserve('u', 'g', 1, 'r-ttl', ttl => '290000 years');
+SELECT spendguard.proposal_create('user', 'u', 't', '{}', ttl => '178000000 years');
+SELECT spendguard.usage_cap_check('i', 'user', 'p', 10, '7000 years');
+SELECT spendguard.call_cap_charge('user', 'p', 't', 10, '2147483647 days');
+-- usage recorded at an infinite time would count in every window forever
+SELECT spendguard.usage_record('i', 'user', 'p', 1, 1, at => 'infinity');
 \set VERBOSITY default
 SELECT spendguard.spend_reserve('u', 'weekly', 1, 'r-old', '2000-01-01 12:00+00');
 SELECT allowed, period_start FROM spendguard.spend_check('u', 'g', 1, '2000-01-01 00:00+00');
@@ -54,6 +63,7 @@ SELECT allowed, period_start FROM spendguard.spend_check('u', 'weekly', 1, '2000
 -- nothing of the refused calls was written
 SELECT count(*) AS budgets FROM spendguard.budget_usages();
 SELECT count(*) AS holds FROM spendguard.budget_holds();
+SELECT count(*) AS proposals FROM spendguard.tool_calls();
 
 -- a monitoring view never fails: a group's users together past bigint
 SELECT spendguard.spend_upsert_daily('u1', 'big', now(), 9223372036854775807) IS NOT NULL AS recorded;
