@@ -15,6 +15,27 @@ COMMENT ON SEQUENCE spendguard.commit_seq IS
 -- newer than every restored one.
 SELECT pg_catalog.pg_extension_config_dump('spendguard.commit_seq', '');
 
+-- Every enumeration once (spendguard_core::enums has the same labels; a
+-- #[pg_test] compares them): a domain over text, the type of every column
+-- that holds it. Clients see text. spendguard.check_enum validates an
+-- argument against one with the Rust functions' message.
+CREATE DOMAIN spendguard.hold_disposition AS text
+  CHECK (VALUE IN ('open', 'released', 'reversed', 'reconciled', 'expired'));
+COMMENT ON DOMAIN spendguard.hold_disposition IS 'Where a hold stands (budget_hold.disposition)';
+CREATE DOMAIN spendguard.budget_period AS text CHECK (VALUE IN ('day', 'week', 'month'));
+COMMENT ON DOMAIN spendguard.budget_period IS 'A UTC calendar period of a spend budget (weeks start on Monday)';
+CREATE DOMAIN spendguard.reservation_status AS text CHECK (VALUE IN ('open', 'settled', 'cancelled'));
+COMMENT ON DOMAIN spendguard.reservation_status IS 'Where a reservation stands (spend_reservation.status)';
+CREATE DOMAIN spendguard.principal_kind AS text CHECK (VALUE IN ('user', 'application'));
+COMMENT ON DOMAIN spendguard.principal_kind IS 'Who acts: a user or an application (caps, tool calls, who applied or rejected)';
+CREATE DOMAIN spendguard.transport AS text CHECK (VALUE IN ('chat', 'mcp', 'automation'));
+COMMENT ON DOMAIN spendguard.transport IS 'How a tool call reached the agent';
+CREATE DOMAIN spendguard.tool_effect AS text CHECK (VALUE IN ('read', 'mutate', 'destructive'));
+COMMENT ON DOMAIN spendguard.tool_effect IS 'What a tool call does';
+CREATE DOMAIN spendguard.tool_call_status AS text
+  CHECK (VALUE IN ('executed', 'failed', 'proposed', 'applied', 'rejected', 'expired'));
+COMMENT ON DOMAIN spendguard.tool_call_status IS 'Where a tool call stands (tool_call.status)';
+
 -- CHECK constraints cost a re-read of their expression on every INSERT and
 -- UPDATE statement, so the hot tables carry the ones that guard money (the
 -- counters) and leave argument checks (empty ids, negative grant index) to
@@ -47,8 +68,7 @@ CREATE TABLE spendguard.budget_hold (
   authorized_exposure bigint      NOT NULL CHECK (authorized_exposure >= 0),
   remaining_exposure  bigint      NOT NULL CHECK (remaining_exposure >= 0),
   realized_spend      bigint      NOT NULL DEFAULT 0 CHECK (realized_spend >= 0),
-  disposition         text        NOT NULL DEFAULT 'open'
-                      CHECK (disposition IN ('open', 'released', 'reversed', 'reconciled', 'expired')),
+  disposition         spendguard.hold_disposition NOT NULL DEFAULT 'open',
   authority_id        text,
   lease_id            text,
   lease_epoch         bigint      CHECK (lease_epoch >= 0),

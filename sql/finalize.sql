@@ -36,10 +36,7 @@ BEGIN
   PERFORM spendguard.check_id('capability_id', $2);
   PERFORM spendguard.check_grant_index($3);
   PERFORM spendguard.check_id('hold_id', $5);
-  IF $4 IS NOT NULL AND $4 NOT IN ('open', 'released', 'reversed', 'reconciled', 'expired') THEN
-    RAISE EXCEPTION 'invalid hold disposition: "%" (expected open, released, reversed, reconciled or expired)', $4
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
+  PERFORM spendguard.check_enum('disposition', $4, 'hold_disposition');
   RETURN QUERY
     SELECT * FROM spendguard.budget_hold h
     WHERE h.tenant_id = spendguard.current_tenant()
@@ -98,14 +95,8 @@ BEGIN
   PERFORM spendguard.check_id('principal_id', $3);
   PERFORM spendguard.check_id('tool_name', $4);
   PERFORM spendguard.check_id('conversation_id', $6);
-  IF $2 IS NOT NULL AND $2 NOT IN ('user', 'application') THEN
-    RAISE EXCEPTION 'invalid principal_kind: "%" (expected user, application)', $2
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  IF $5 IS NOT NULL AND $5 NOT IN ('executed', 'failed', 'proposed', 'applied', 'rejected', 'expired') THEN
-    RAISE EXCEPTION 'invalid tool call status: "%" (expected executed, failed, proposed, applied, rejected or expired)', $5
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
+  PERFORM spendguard.check_enum('principal_kind', $2, 'principal_kind');
+  PERFORM spendguard.check_enum('status', $5, 'tool_call_status');
   RETURN QUERY
     SELECT * FROM spendguard.tool_call t
     WHERE t.tenant_id = spendguard.current_tenant()
@@ -184,6 +175,8 @@ COMMENT ON FUNCTION spendguard.id_key(text, text) IS
   'SHA-256 of the length-prefixed ids: what indexes hold instead of several ids of up to 1,024 bytes';
 COMMENT ON FUNCTION spendguard.id_key(text, text, text) IS
   'SHA-256 of the length-prefixed ids: what indexes hold instead of several ids of up to 1,024 bytes';
+COMMENT ON FUNCTION spendguard.check_enum IS
+  'Raises 22023, with the message of the Rust functions, unless value is a label of the domain (spendguard_core::enums); NULL passes';
 COMMENT ON FUNCTION spendguard.check_id IS
   'Raises 22023 for an empty id or one longer than 1,024 bytes (SPEC §0); used by the readers';
 COMMENT ON FUNCTION spendguard.budget_try_increment IS

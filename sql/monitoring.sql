@@ -10,7 +10,9 @@ CREATE INDEX budget_event_recorded ON spendguard.budget_event USING brin (record
 
 CREATE VIEW spendguard.monitor_open_holds AS
   SELECT h.tenant_id, h.capability_id, h.grant_index,
-         count(*) AS open_holds, sum(h.remaining_exposure)::bigint AS open_exposure,
+         -- sums are numeric: a monitoring view never fails (holds left open
+         -- by budget-level calls can add up past bigint)
+         count(*) AS open_holds, sum(h.remaining_exposure) AS open_exposure,
          min(h.created_at) AS oldest_created_at,
          count(*) FILTER (WHERE h.expires_at IS NULL) AS without_ttl
   FROM spendguard.budget_hold h
@@ -20,7 +22,7 @@ COMMENT ON VIEW spendguard.monitor_open_holds IS
   'Open holds per budget, all tenants: how many, their exposure, the oldest, how many have no TTL';
 
 CREATE VIEW spendguard.monitor_expired_unswept AS
-  SELECT h.tenant_id, count(*) AS holds, sum(h.remaining_exposure)::bigint AS exposure,
+  SELECT h.tenant_id, count(*) AS holds, sum(h.remaining_exposure) AS exposure,
          min(h.expires_at) AS oldest_expires_at
   FROM spendguard.budget_hold h
   WHERE h.disposition = 'open' AND h.expires_at <= now()

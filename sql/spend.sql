@@ -32,7 +32,7 @@ CREATE TABLE spendguard.spend_budget (
   tenant_id    text        NOT NULL,
   group_id     text        NOT NULL,
   limit_micros bigint      NOT NULL CHECK (limit_micros >= 0),
-  period       text        NOT NULL CHECK (period IN ('day', 'week', 'month')),
+  period       spendguard.budget_period NOT NULL,
   updated_at   timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (tenant_id, group_id)
 );
@@ -66,8 +66,7 @@ CREATE TABLE spendguard.spend_reservation (
   group_id        text        NOT NULL,
   day             date        NOT NULL,
   estimate_micros bigint      NOT NULL CHECK (estimate_micros >= 0),
-  status          text        NOT NULL DEFAULT 'open'
-                  CHECK (status IN ('open', 'settled', 'cancelled')),
+  status          spendguard.reservation_status NOT NULL DEFAULT 'open',
   cost_micros     bigint      CHECK (cost_micros >= 0),
   closed_at       timestamptz,
   -- its hold: (tenant_id, hold_id) of budget_hold; no foreign key, so that

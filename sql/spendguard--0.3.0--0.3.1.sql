@@ -1,17 +1,26 @@
--- spendguard 0.3.0 -> 0.3.1: backups keep every row (issue 15). Until now
--- no table or sequence was registered with pg_extension_config_dump, so
--- pg_dump left out every row of spendguard's tables (docs/operations.md
--- "Backup and restore"). This registers each, as the 0.3.1 install does
--- (sql/bootstrap.sql, spend.sql, usage.sql, proposal.sql, retire.sql);
--- tests/upgrade/run.sh compares extconfig with a fresh install. Dumps
--- taken before this update hold no spendguard rows: take a new one after it.
+-- spendguard 0.3.0 -> 0.3.1 (hand-written from the 0.3.1 install SQL; every
+-- copied statement is the install's own, so an updated schema equals a fresh
+-- 0.3.1 install: tests/upgrade/run.sh compares schema, catalog and extconfig).
 --
--- pg_restore -j loads tables in parallel and does not order an extension's
--- tables by their foreign keys, so the three foreign keys between
--- spendguard's tables go (sql/bootstrap.sql, budget_hold); verify() checks
--- what they checked (reservation.hold is new). No row is touched.
+-- 1. Backups (issue 15): every table and sequence is registered for pg_dump
+--    (until now pg_dump left out every row of spendguard's tables: take a
+--    new dump after this update), and the three foreign keys between
+--    spendguard's tables go (pg_restore -j loads tables in parallel without
+--    ordering an extension's tables by their keys); verify() checks what
+--    they checked (reservation.hold is new).
+-- 2. Hardening (issue 16): readers check lim and the tenant first; a
+--    negative grant_index is 22023 everywhere; monitor_spend_by_group sums
+--    in numeric; indexes that held several ids of up to 1,024 bytes hold
+--    their digest (spendguard.id_key); every enumeration is one domain.
+--
+-- The library of 0.3.1 keeps serving a 0.3.0 database until this runs
+-- (docs/operations.md "Upgrading"). Rows are not changed; usage_event,
+-- call_event, budget_hold, spend_budget, spend_reservation and tool_call are
+-- rewritten (new column types and a generated column): on large tables run
+-- it off peak.
 \echo Use "ALTER EXTENSION spendguard UPDATE TO '0.3.1'" to load this file. \quit
 
+-- 1. pg_dump keeps every row
 SELECT pg_catalog.pg_extension_config_dump('spendguard.commit_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('spendguard.budget_usage', '');
 SELECT pg_catalog.pg_extension_config_dump('spendguard.budget_hold', '');
@@ -31,7 +40,474 @@ ALTER TABLE spendguard.budget_hold DROP CONSTRAINT budget_hold_tenant_id_capabil
 ALTER TABLE spendguard.spend_reservation DROP CONSTRAINT spend_reservation_tenant_id_hold_id_fkey;
 ALTER TABLE spendguard.budget_checkpoint DROP CONSTRAINT budget_checkpoint_tenant_id_capability_id_grant_index_fkey;
 
--- verify() as in sql/verify.sql: with reservation.hold, and check_reader first
+-- 2. new functions (C ones as the install declares them)
+CREATE FUNCTION spendguard.id_key(a text, b text) RETURNS bytea
+IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'id_key2_wrapper';
+CREATE FUNCTION spendguard.id_key(a text, b text, c text) RETURNS bytea
+IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'id_key3_wrapper';
+CREATE FUNCTION spendguard.check_enum(arg_name text, value text, domain text) RETURNS void
+IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'check_enum_wrapper';
+CREATE FUNCTION spendguard.check_reader(lim integer DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+BEGIN
+  IF lim < 0 THEN
+    RAISE EXCEPTION 'lim must be >= 0, got %', lim USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM spendguard.current_tenant();
+END
+$$;
+CREATE FUNCTION spendguard.check_grant_index(grant_index integer) RETURNS void
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog AS $$
+BEGIN
+  IF grant_index < 0 THEN
+    RAISE EXCEPTION 'grant_index must be >= 0, got %', grant_index
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION spendguard.id_key(text, text) IS
+  'SHA-256 of the length-prefixed ids: what indexes hold instead of several ids of up to 1,024 bytes';
+COMMENT ON FUNCTION spendguard.id_key(text, text, text) IS
+  'SHA-256 of the length-prefixed ids: what indexes hold instead of several ids of up to 1,024 bytes';
+COMMENT ON FUNCTION spendguard.check_enum IS
+  'Raises 22023, with the message of the Rust functions, unless value is a label of the domain (spendguard_core::enums); NULL passes';
+COMMENT ON FUNCTION spendguard.check_reader IS
+  'What every reader checks first: lim >= 0 (22023) and the current tenant (22023, SG030, 42704), whatever it then reads';
+COMMENT ON FUNCTION spendguard.check_grant_index IS
+  'Raises 22023 for a negative grant_index; used by the readers';
+
+-- every enumeration is one domain (sql/bootstrap.sql)
+CREATE DOMAIN spendguard.hold_disposition AS text
+  CHECK (VALUE IN ('open', 'released', 'reversed', 'reconciled', 'expired'));
+COMMENT ON DOMAIN spendguard.hold_disposition IS 'Where a hold stands (budget_hold.disposition)';
+CREATE DOMAIN spendguard.budget_period AS text CHECK (VALUE IN ('day', 'week', 'month'));
+COMMENT ON DOMAIN spendguard.budget_period IS 'A UTC calendar period of a spend budget (weeks start on Monday)';
+CREATE DOMAIN spendguard.reservation_status AS text CHECK (VALUE IN ('open', 'settled', 'cancelled'));
+COMMENT ON DOMAIN spendguard.reservation_status IS 'Where a reservation stands (spend_reservation.status)';
+CREATE DOMAIN spendguard.principal_kind AS text CHECK (VALUE IN ('user', 'application'));
+COMMENT ON DOMAIN spendguard.principal_kind IS 'Who acts: a user or an application (caps, tool calls, who applied or rejected)';
+CREATE DOMAIN spendguard.transport AS text CHECK (VALUE IN ('chat', 'mcp', 'automation'));
+COMMENT ON DOMAIN spendguard.transport IS 'How a tool call reached the agent';
+CREATE DOMAIN spendguard.tool_effect AS text CHECK (VALUE IN ('read', 'mutate', 'destructive'));
+COMMENT ON DOMAIN spendguard.tool_effect IS 'What a tool call does';
+CREATE DOMAIN spendguard.tool_call_status AS text
+  CHECK (VALUE IN ('executed', 'failed', 'proposed', 'applied', 'rejected', 'expired'));
+COMMENT ON DOMAIN spendguard.tool_call_status IS 'Where a tool call stands (tool_call.status)';
+
+-- The monitoring views read the columns whose types change (and
+-- monitor_spend_by_group's spend_micros becomes numeric): they are made
+-- again, with the grants an admin gave on them (docs/operations.md
+-- "Monitoring").
+CREATE TEMPORARY TABLE spendguard_view_grants (stmt text);
+INSERT INTO spendguard_view_grants
+  SELECT format('GRANT %s ON %s TO %s%s', a.privilege_type, c.oid::regclass, a.grantee::regrole,
+                CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
+  FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+  WHERE c.relnamespace = 'spendguard'::regnamespace AND c.relkind = 'v'
+    AND a.grantee <> c.relowner AND a.grantee <> 0;
+DROP VIEW spendguard.monitor_open_holds;
+DROP VIEW spendguard.monitor_expired_unswept;
+DROP VIEW spendguard.monitor_denials_last_hour;
+DROP VIEW spendguard.monitor_spend_by_group;
+DROP VIEW spendguard.monitor_pending_proposals;
+
+-- ids of 1,024 bytes: indexes of several ids hold their digest (sql/spend.sql,
+-- sql/usage.sql, sql/bootstrap.sql)
+ALTER TABLE spendguard.daily_spend DROP CONSTRAINT daily_spend_pkey;
+CREATE UNIQUE INDEX daily_spend_key
+  ON spendguard.daily_spend (tenant_id, spendguard.id_key(user_id, group_id), day);
+ALTER TABLE spendguard.daily_spend REPLICA IDENTITY FULL;
+ALTER TABLE spendguard.spend_user_override DROP CONSTRAINT spend_user_override_pkey;
+CREATE UNIQUE INDEX spend_user_override_key
+  ON spendguard.spend_user_override (tenant_id, spendguard.id_key(user_id, group_id));
+ALTER TABLE spendguard.spend_user_override REPLICA IDENTITY FULL;
+DROP INDEX spendguard.usage_event_window;
+ALTER TABLE spendguard.usage_event
+  DROP CONSTRAINT usage_event_principal_kind_check,
+  ALTER COLUMN principal_kind TYPE spendguard.principal_kind,
+  ADD COLUMN window_key bytea NOT NULL GENERATED ALWAYS AS (spendguard.id_key(integration_id, principal_kind, principal_id)) STORED;
+CREATE INDEX usage_event_window
+  ON spendguard.usage_event (tenant_id, window_key, at)
+  INCLUDE (input_tokens, output_tokens);
+DROP INDEX spendguard.call_event_window;
+ALTER TABLE spendguard.call_event
+  DROP CONSTRAINT call_event_principal_kind_check,
+  ALTER COLUMN principal_kind TYPE spendguard.principal_kind,
+  ADD COLUMN window_key bytea NOT NULL GENERATED ALWAYS AS (spendguard.id_key(principal_kind, principal_id, tool_name)) STORED;
+CREATE INDEX call_event_window ON spendguard.call_event (tenant_id, window_key, at);
+DROP INDEX spendguard.budget_hold_budget_expiry;
+CREATE INDEX budget_hold_budget_expiry
+  ON spendguard.budget_hold (tenant_id, capability_id, grant_index, expires_at)
+  WHERE disposition = 'open' AND expires_at IS NOT NULL;
+
+-- the other columns of an enumeration take its domain (each one's CHECK goes)
+ALTER TABLE spendguard.budget_hold
+  DROP CONSTRAINT budget_hold_disposition_check,
+  ALTER COLUMN disposition DROP DEFAULT,
+  ALTER COLUMN disposition TYPE spendguard.hold_disposition,
+  ALTER COLUMN disposition SET DEFAULT 'open';
+ALTER TABLE spendguard.spend_budget
+  DROP CONSTRAINT spend_budget_period_check,
+  ALTER COLUMN period TYPE spendguard.budget_period;
+ALTER TABLE spendguard.spend_reservation
+  DROP CONSTRAINT spend_reservation_status_check,
+  ALTER COLUMN status DROP DEFAULT,
+  ALTER COLUMN status TYPE spendguard.reservation_status,
+  ALTER COLUMN status SET DEFAULT 'open';
+ALTER TABLE spendguard.tool_call
+  DROP CONSTRAINT tool_call_principal_kind_check,
+  DROP CONSTRAINT tool_call_transport_check,
+  DROP CONSTRAINT tool_call_effect_check,
+  DROP CONSTRAINT tool_call_status_check,
+  DROP CONSTRAINT tool_call_applied_by_kind_check,
+  DROP CONSTRAINT tool_call_rejected_by_kind_check,
+  ALTER COLUMN principal_kind TYPE spendguard.principal_kind,
+  ALTER COLUMN transport TYPE spendguard.transport,
+  ALTER COLUMN effect TYPE spendguard.tool_effect,
+  ALTER COLUMN status TYPE spendguard.tool_call_status,
+  ALTER COLUMN applied_by_kind TYPE spendguard.principal_kind,
+  ALTER COLUMN rejected_by_kind TYPE spendguard.principal_kind;
+
+-- the monitoring views again (sql/monitoring.sql)
+CREATE VIEW spendguard.monitor_open_holds AS
+  SELECT h.tenant_id, h.capability_id, h.grant_index,
+         -- sums are numeric: a monitoring view never fails (holds left open
+         -- by budget-level calls can add up past bigint)
+         count(*) AS open_holds, sum(h.remaining_exposure) AS open_exposure,
+         min(h.created_at) AS oldest_created_at,
+         count(*) FILTER (WHERE h.expires_at IS NULL) AS without_ttl
+  FROM spendguard.budget_hold h
+  WHERE h.disposition = 'open'
+  GROUP BY h.tenant_id, h.capability_id, h.grant_index;
+COMMENT ON VIEW spendguard.monitor_open_holds IS
+  'Open holds per budget, all tenants: how many, their exposure, the oldest, how many have no TTL';
+CREATE VIEW spendguard.monitor_expired_unswept AS
+  SELECT h.tenant_id, count(*) AS holds, sum(h.remaining_exposure) AS exposure,
+         min(h.expires_at) AS oldest_expires_at
+  FROM spendguard.budget_hold h
+  WHERE h.disposition = 'open' AND h.expires_at <= now()
+  GROUP BY h.tenant_id;
+COMMENT ON VIEW spendguard.monitor_expired_unswept IS
+  'Holds past expires_at that no sweep has expired yet, per tenant (a growing number means no sweep runs)';
+CREATE VIEW spendguard.monitor_denials_last_hour AS
+  SELECT e.tenant_id, e.capability_id, e.denial_reason, count(*) AS denials,
+         max(e.recorded_at) AS last_denied_at
+  FROM spendguard.budget_event e
+  WHERE NOT e.allowed AND e.recorded_at > now() - interval '1 hour'
+  GROUP BY e.tenant_id, e.capability_id, e.denial_reason;
+COMMENT ON VIEW spendguard.monitor_denials_last_hour IS
+  'Denied authorizations and reservations of the last hour from the budget log, per budget and reason';
+CREATE VIEW spendguard.monitor_spend_by_group AS
+  SELECT d.tenant_id, d.group_id, coalesce(b.period, 'day') AS period, p.start AS period_start,
+         -- numeric: a monitoring view never fails, and a group's users
+         -- together can pass bigint
+         sum(d.spend_micros) AS spend_micros, count(DISTINCT d.user_id) AS users,
+         b.limit_micros AS limit_per_user
+  FROM spendguard.daily_spend d
+  LEFT JOIN spendguard.spend_budget b ON b.tenant_id = d.tenant_id AND b.group_id = d.group_id
+  CROSS JOIN LATERAL (
+    SELECT CASE coalesce(b.period, 'day')
+             WHEN 'day' THEN (now() AT TIME ZONE 'UTC')::date
+             WHEN 'week' THEN date_trunc('week', now() AT TIME ZONE 'UTC')::date
+             ELSE date_trunc('month', now() AT TIME ZONE 'UTC')::date END AS start) p
+  WHERE d.day >= p.start
+  GROUP BY d.tenant_id, d.group_id, b.period, p.start, b.limit_micros;
+COMMENT ON VIEW spendguard.monitor_spend_by_group IS
+  'Spend per group in its current UTC period (the group budget''s, else today), all tenants';
+CREATE VIEW spendguard.monitor_pending_proposals AS
+  SELECT t.tenant_id, t.tool_name, t.effect, count(*) AS pending, min(t.proposed_at) AS oldest_proposed_at,
+         min(t.expires_at) AS next_expiry
+  FROM spendguard.tool_call t
+  WHERE t.status = 'proposed' AND t.expires_at > now()
+  GROUP BY t.tenant_id, t.tool_name, t.effect;
+COMMENT ON VIEW spendguard.monitor_pending_proposals IS
+  'Proposals waiting for approval (proposed, not expired) per tool and effect, all tenants';
+REVOKE ALL ON spendguard.monitor_open_holds, spendguard.monitor_expired_unswept,
+  spendguard.monitor_denials_last_hour, spendguard.monitor_spend_by_group,
+  spendguard.monitor_pending_proposals FROM PUBLIC;
+DO $$
+DECLARE g text;
+BEGIN
+  FOR g IN SELECT stmt FROM spendguard_view_grants LOOP
+    EXECUTE g;
+  END LOOP;
+END
+$$;
+DROP TABLE spendguard_view_grants;
+
+-- 3. the readers, verify() and retirement as 0.3.1 has them
+CREATE OR REPLACE FUNCTION spendguard.budget_usage(capability_id text, grant_index integer)
+RETURNS SETOF spendguard.budget_usage
+LANGUAGE sql STABLE AS $$
+  SELECT spendguard.check_reader();
+  SELECT spendguard.check_id('capability_id', $1);
+  SELECT spendguard.check_grant_index($2);
+  SELECT * FROM spendguard.budget_usage u
+  WHERE u.tenant_id = spendguard.current_tenant()
+    AND u.capability_id = $1 AND u.grant_index = $2
+$$;
+CREATE OR REPLACE FUNCTION spendguard.budget_usages(lim integer DEFAULT 100, capability_id text DEFAULT NULL)
+RETURNS SETOF spendguard.budget_usage
+LANGUAGE sql STABLE AS $$
+  SELECT spendguard.check_reader($1);
+  SELECT spendguard.check_id('capability_id', $2);
+  SELECT * FROM spendguard.budget_usage u
+  WHERE u.tenant_id = spendguard.current_tenant()
+    AND ($2 IS NULL OR u.capability_id = $2)
+  ORDER BY u.updated_at DESC, u.capability_id, u.grant_index
+  LIMIT $1
+$$;
+CREATE OR REPLACE FUNCTION spendguard.budget_holds(
+  lim integer DEFAULT 100, capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL,
+  disposition text DEFAULT NULL, hold_id text DEFAULT NULL)
+RETURNS SETOF spendguard.budget_hold
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  PERFORM spendguard.check_reader($1);
+  PERFORM spendguard.check_id('capability_id', $2);
+  PERFORM spendguard.check_grant_index($3);
+  PERFORM spendguard.check_id('hold_id', $5);
+  PERFORM spendguard.check_enum('disposition', $4, 'hold_disposition');
+  RETURN QUERY
+    SELECT * FROM spendguard.budget_hold h
+    WHERE h.tenant_id = spendguard.current_tenant()
+      AND ($2 IS NULL OR h.capability_id = $2)
+      AND ($3 IS NULL OR h.grant_index = $3)
+      AND ($4 IS NULL OR h.disposition = $4)
+      AND ($5 IS NULL OR h.hold_id = $5)
+    ORDER BY h.created_at DESC, h.hold_id
+    LIMIT $1;
+END
+$$;
+CREATE OR REPLACE FUNCTION spendguard.budget_events(
+  lim integer DEFAULT 100, capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL)
+RETURNS SETOF spendguard.budget_event
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  PERFORM spendguard.check_reader($1);
+  PERFORM spendguard.check_id('capability_id', $2);
+  PERFORM spendguard.check_grant_index($3);
+  RETURN QUERY
+    SELECT * FROM (
+      SELECT * FROM spendguard.budget_event e
+      WHERE e.tenant_id = spendguard.current_tenant()
+        AND ($2 IS NULL OR e.capability_id = $2)
+        AND ($3 IS NULL OR e.grant_index = $3)
+      ORDER BY e.event_seq DESC
+      LIMIT $1
+    ) latest
+    ORDER BY latest.event_seq;
+END
+$$;
+CREATE OR REPLACE FUNCTION spendguard.proposal_get(id uuid)
+RETURNS SETOF spendguard.tool_call
+LANGUAGE sql STABLE AS $$
+  SELECT spendguard.check_reader();
+  SELECT * FROM spendguard.tool_call t
+  WHERE t.tenant_id = spendguard.current_tenant() AND t.id = $1
+$$;
+CREATE OR REPLACE FUNCTION spendguard.tool_calls(
+  lim integer DEFAULT 100, principal_kind text DEFAULT NULL, principal_id text DEFAULT NULL,
+  tool_name text DEFAULT NULL, status text DEFAULT NULL, conversation_id text DEFAULT NULL)
+RETURNS SETOF spendguard.tool_call
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  PERFORM spendguard.check_reader($1);
+  PERFORM spendguard.check_id('principal_id', $3);
+  PERFORM spendguard.check_id('tool_name', $4);
+  PERFORM spendguard.check_id('conversation_id', $6);
+  PERFORM spendguard.check_enum('principal_kind', $2, 'principal_kind');
+  PERFORM spendguard.check_enum('status', $5, 'tool_call_status');
+  RETURN QUERY
+    SELECT * FROM spendguard.tool_call t
+    WHERE t.tenant_id = spendguard.current_tenant()
+      AND ($2 IS NULL OR t.principal_kind = $2)
+      AND ($3 IS NULL OR t.principal_id = $3)
+      AND ($4 IS NULL OR t.tool_name = $4)
+      AND ($5 IS NULL OR t.status = $5)
+      AND ($6 IS NULL OR t.conversation_id = $6)
+    ORDER BY t.created_at DESC, t.id
+    LIMIT $1;
+END
+$$;
+CREATE OR REPLACE FUNCTION spendguard.budget_retire_events(
+  before timestamptz, capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL)
+RETURNS SETOF spendguard.retirement
+LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+  t text;
+  r spendguard.retirement;
+  b record;
+  prev spendguard.budget_checkpoint;
+  prev_seq bigint;
+  c0 bigint;
+  cut bigint;
+  f record;
+  folded bigint;
+  n bigint;
+BEGIN
+  PERFORM spendguard.check_id('capability_id', $2);
+  PERFORM spendguard.check_grant_index($3);
+  IF $1 IS NULL THEN
+    RAISE EXCEPTION 'before must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF $1 > now() THEN
+    RAISE EXCEPTION 'before (%) is in the future: only recorded history can be retired', $1
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- Each statement below must see what committed before it took its lock:
+  -- a snapshot from the start of the transaction could miss an event.
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION 'budget_retire_events runs in READ COMMITTED only (this transaction is %)',
+      current_setting('transaction_isolation')
+      USING ERRCODE = 'invalid_transaction_state';
+  END IF;
+  t := spendguard.current_tenant();
+
+  FOR b IN
+    SELECT DISTINCT e.capability_id, e.grant_index
+    FROM spendguard.budget_event e
+    WHERE e.tenant_id = t AND e.recorded_at < $1
+      AND ($2 IS NULL OR e.capability_id = $2)
+      AND ($3 IS NULL OR e.grant_index = $3)
+    ORDER BY 1, 2
+  LOOP
+    PERFORM 1 FROM spendguard.budget_usage u
+    WHERE u.tenant_id = t AND u.capability_id = b.capability_id AND u.grant_index = b.grant_index
+    FOR UPDATE;
+
+    IF EXISTS (SELECT 1 FROM spendguard.verify(b.capability_id, b.grant_index)) THEN
+      RAISE EXCEPTION 'budget (%, %) does not verify: its history is not retired', b.capability_id, b.grant_index
+        USING ERRCODE = 'SG006', HINT = 'SELECT * FROM spendguard.verify(capability_id, grant_index) says what is wrong';
+    END IF;
+
+    prev := NULL;
+    SELECT * INTO prev FROM spendguard.budget_checkpoint k
+    WHERE k.tenant_id = t AND k.capability_id = b.capability_id AND k.grant_index = b.grant_index
+    ORDER BY k.through_seq DESC LIMIT 1;
+    prev_seq := coalesce(prev.through_seq, 0);
+
+    -- the longest prefix of the budget's remaining history recorded before $1
+    SELECT coalesce(
+      (SELECT min(e.event_seq) - 1 FROM spendguard.budget_event e
+       WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
+         AND e.event_seq > prev_seq AND e.recorded_at >= $1),
+      (SELECT max(e.event_seq) FROM spendguard.budget_event e
+       WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
+         AND e.event_seq > prev_seq),
+      prev_seq) INTO c0;
+
+    -- each hold's span [first, last) of its allowed events; an open hold
+    -- spans to the end. The cut is c0 or just before some hold's first event,
+    -- whichever is largest and inside no span.
+    WITH spans AS (
+      SELECT min(e.event_seq) AS first_seq,
+             CASE WHEN min(h.disposition) = 'open' THEN 9223372036854775807
+                  ELSE max(e.event_seq) END AS last_seq
+      FROM spendguard.budget_event e
+      JOIN spendguard.budget_hold h ON h.tenant_id = e.tenant_id AND h.hold_id = e.hold_id
+      WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
+        AND e.event_seq > prev_seq AND e.allowed AND e.hold_id IS NOT NULL
+      GROUP BY e.hold_id
+    ),
+    candidates AS (
+      SELECT c0 AS c UNION ALL SELECT s.first_seq - 1 FROM spans s WHERE s.first_seq <= c0
+    )
+    SELECT max(x.c) INTO cut FROM candidates x
+    WHERE x.c > prev_seq
+      AND NOT EXISTS (SELECT 1 FROM spans s WHERE s.first_seq <= x.c AND x.c < s.last_seq);
+
+    folded := 0;
+    IF cut IS NOT NULL THEN
+      -- the fold of the events being retired (the same deltas as verify())
+      WITH ev AS (
+        SELECT e.*,
+          CASE WHEN NOT e.allowed THEN 0
+               WHEN e.kind IN ('authorize_exposure', 'increment_invocation') THEN 1
+               WHEN e.kind = 'reverse_exposure' THEN -1
+               ELSE 0 END AS d_count,
+          CASE WHEN NOT e.allowed OR e.kind = 'increment_invocation' THEN 0
+               WHEN e.kind = 'authorize_exposure' THEN e.exposure_units::numeric
+               ELSE -(e.exposure_units::numeric) END AS d_exposed,
+          CASE WHEN e.allowed AND e.kind = 'reconcile_spend' THEN e.realized_spend_units
+               ELSE 0 END::numeric AS d_realized
+        FROM spendguard.budget_event e
+        WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
+          AND e.event_seq > prev_seq AND e.event_seq <= cut
+      ),
+      retired_holds AS (
+        SELECT h.realized_spend FROM spendguard.budget_hold h
+        WHERE h.tenant_id = t
+          AND h.hold_id IN (SELECT ev.hold_id FROM ev WHERE ev.allowed AND ev.hold_id IS NOT NULL)
+      )
+      SELECT count(*) AS events, max(ev.event_seq) AS max_seq,
+             sum(ev.d_count) AS d_count, sum(ev.d_exposed) AS d_exposed,
+             sum(ev.d_realized) AS d_realized,
+             coalesce(sum(ev.d_exposed) FILTER (WHERE ev.hold_id IS NULL), 0) AS d_unheld,
+             max(ev.event_seq) FILTER (WHERE ev.allowed) AS last_allowed,
+             (SELECT count(*) FROM retired_holds) AS holds,
+             (SELECT coalesce(sum(rh.realized_spend), 0) FROM retired_holds rh) AS hold_realized
+      INTO f FROM ev;
+      folded := f.events;
+      -- the checkpoint names the last event it covers (the same cut: no
+      -- event of the budget lies between the two, and none can come)
+      cut := f.max_seq;
+    END IF;
+
+    -- (a cut before the budget's first remaining event retires nothing)
+    IF folded > 0 THEN
+      INSERT INTO spendguard.budget_checkpoint (tenant_id, capability_id, grant_index, through_seq,
+        retired_before, events, invocation_count, total_cost_exposed, total_cost_realized,
+        unheld_exposed, last_allowed_seq, retired_holds, retired_hold_realized)
+      VALUES (t, b.capability_id, b.grant_index, cut, $1,
+        coalesce(prev.events, 0) + f.events,
+        coalesce(prev.invocation_count, 0) + f.d_count,
+        coalesce(prev.total_cost_exposed, 0) + f.d_exposed,
+        coalesce(prev.total_cost_realized, 0) + f.d_realized,
+        coalesce(prev.unheld_exposed, 0) + f.d_unheld,
+        coalesce(f.last_allowed, prev.last_allowed_seq, 0),
+        coalesce(prev.retired_holds, 0) + f.holds,
+        coalesce(prev.retired_hold_realized, 0) + f.hold_realized);
+
+      DELETE FROM spendguard.budget_event e
+      WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
+        AND e.event_seq > prev_seq AND e.event_seq <= cut;
+      GET DIAGNOSTICS n = ROW_COUNT;
+      IF n <> f.events THEN   -- cannot happen under the budget's lock; never half-retire
+        RAISE EXCEPTION 'budget (%, %): folded % events but deleted %', b.capability_id, b.grant_index, f.events, n
+          USING ERRCODE = 'internal_error';
+      END IF;
+    ELSE
+      n := 0;
+      cut := NULL;
+    END IF;
+
+    r.capability_id := b.capability_id;
+    r.grant_index := b.grant_index;
+    r.retired_events := n;
+    r.through_seq := coalesce(cut, prev_seq);
+    SELECT count(*) INTO r.kept_events FROM spendguard.budget_event e
+    WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
+      AND e.event_seq > coalesce(cut, prev_seq) AND e.recorded_at < $1;
+    RETURN NEXT r;
+  END LOOP;
+END
+$fn$;
+CREATE OR REPLACE FUNCTION spendguard.budget_checkpoints(capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL)
+RETURNS SETOF spendguard.budget_checkpoint
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  PERFORM spendguard.check_reader();
+  PERFORM spendguard.check_id('capability_id', $1);
+  PERFORM spendguard.check_grant_index($2);
+  RETURN QUERY
+    SELECT * FROM spendguard.budget_checkpoint k
+    WHERE k.tenant_id = spendguard.current_tenant()
+      AND ($1 IS NULL OR k.capability_id = $1)
+      AND ($2 IS NULL OR k.grant_index = $2)
+    ORDER BY k.capability_id, k.grant_index, k.through_seq;
+END
+$$;
 CREATE OR REPLACE FUNCTION spendguard.verify(capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL)
 RETURNS TABLE (object text, check_name text, expected text, actual text)
 LANGUAGE plpgsql STABLE AS $fn$
@@ -298,363 +774,9 @@ SELECT p.object, p.check_name, p.expected, p.actual FROM problems p
 ORDER BY p.o, p.object;
 END
 $fn$;
-COMMENT ON FUNCTION spendguard.verify(text, integer) IS
-  'The auditor: replays the current tenant''s event log (one budget''s when given) and returns one row per invariant that does not hold, none when sound';
 
--- (CREATE OR REPLACE resets a function's SECURITY DEFINER and SET clauses)
-ALTER FUNCTION spendguard.verify(text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-
--- Hardening (issue 16): readers check lim and the tenant first, whatever
--- they then read (sql/bootstrap.sql check_reader), and a negative
--- grant_index is 22023 everywhere; the monitoring view sums in numeric.
-
-CREATE FUNCTION spendguard.check_reader(lim integer DEFAULT NULL) RETURNS void
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
-BEGIN
-  IF lim < 0 THEN
-    RAISE EXCEPTION 'lim must be >= 0, got %', lim USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  PERFORM spendguard.current_tenant();
-END
-$$;
-CREATE FUNCTION spendguard.check_grant_index(grant_index integer) RETURNS void
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog AS $$
-BEGIN
-  IF grant_index < 0 THEN
-    RAISE EXCEPTION 'grant_index must be >= 0, got %', grant_index
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-END
-$$;
-COMMENT ON FUNCTION spendguard.check_reader IS
-  'What every reader checks first: lim >= 0 (22023) and the current tenant (22023, SG030, 42704), whatever it then reads';
-COMMENT ON FUNCTION spendguard.check_grant_index IS
-  'Raises 22023 for a negative grant_index; used by the readers';
-CREATE OR REPLACE FUNCTION spendguard.budget_usage(capability_id text, grant_index integer)
-RETURNS SETOF spendguard.budget_usage
-LANGUAGE sql STABLE AS $$
-  SELECT spendguard.check_reader();
-  SELECT spendguard.check_id('capability_id', $1);
-  SELECT spendguard.check_grant_index($2);
-  SELECT * FROM spendguard.budget_usage u
-  WHERE u.tenant_id = spendguard.current_tenant()
-    AND u.capability_id = $1 AND u.grant_index = $2
-$$;
-CREATE OR REPLACE FUNCTION spendguard.budget_usages(lim integer DEFAULT 100, capability_id text DEFAULT NULL)
-RETURNS SETOF spendguard.budget_usage
-LANGUAGE sql STABLE AS $$
-  SELECT spendguard.check_reader($1);
-  SELECT spendguard.check_id('capability_id', $2);
-  SELECT * FROM spendguard.budget_usage u
-  WHERE u.tenant_id = spendguard.current_tenant()
-    AND ($2 IS NULL OR u.capability_id = $2)
-  ORDER BY u.updated_at DESC, u.capability_id, u.grant_index
-  LIMIT $1
-$$;
-CREATE OR REPLACE FUNCTION spendguard.budget_holds(
-  lim integer DEFAULT 100, capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL,
-  disposition text DEFAULT NULL, hold_id text DEFAULT NULL)
-RETURNS SETOF spendguard.budget_hold
-LANGUAGE plpgsql STABLE AS $$
-BEGIN
-  PERFORM spendguard.check_reader($1);
-  PERFORM spendguard.check_id('capability_id', $2);
-  PERFORM spendguard.check_grant_index($3);
-  PERFORM spendguard.check_id('hold_id', $5);
-  IF $4 IS NOT NULL AND $4 NOT IN ('open', 'released', 'reversed', 'reconciled', 'expired') THEN
-    RAISE EXCEPTION 'invalid hold disposition: "%" (expected open, released, reversed, reconciled or expired)', $4
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  RETURN QUERY
-    SELECT * FROM spendguard.budget_hold h
-    WHERE h.tenant_id = spendguard.current_tenant()
-      AND ($2 IS NULL OR h.capability_id = $2)
-      AND ($3 IS NULL OR h.grant_index = $3)
-      AND ($4 IS NULL OR h.disposition = $4)
-      AND ($5 IS NULL OR h.hold_id = $5)
-    ORDER BY h.created_at DESC, h.hold_id
-    LIMIT $1;
-END
-$$;
-CREATE OR REPLACE FUNCTION spendguard.budget_events(
-  lim integer DEFAULT 100, capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL)
-RETURNS SETOF spendguard.budget_event
-LANGUAGE plpgsql STABLE AS $$
-BEGIN
-  PERFORM spendguard.check_reader($1);
-  PERFORM spendguard.check_id('capability_id', $2);
-  PERFORM spendguard.check_grant_index($3);
-  RETURN QUERY
-    SELECT * FROM (
-      SELECT * FROM spendguard.budget_event e
-      WHERE e.tenant_id = spendguard.current_tenant()
-        AND ($2 IS NULL OR e.capability_id = $2)
-        AND ($3 IS NULL OR e.grant_index = $3)
-      ORDER BY e.event_seq DESC
-      LIMIT $1
-    ) latest
-    ORDER BY latest.event_seq;
-END
-$$;
-CREATE OR REPLACE FUNCTION spendguard.proposal_get(id uuid)
-RETURNS SETOF spendguard.tool_call
-LANGUAGE sql STABLE AS $$
-  SELECT spendguard.check_reader();
-  SELECT * FROM spendguard.tool_call t
-  WHERE t.tenant_id = spendguard.current_tenant() AND t.id = $1
-$$;
-CREATE OR REPLACE FUNCTION spendguard.tool_calls(
-  lim integer DEFAULT 100, principal_kind text DEFAULT NULL, principal_id text DEFAULT NULL,
-  tool_name text DEFAULT NULL, status text DEFAULT NULL, conversation_id text DEFAULT NULL)
-RETURNS SETOF spendguard.tool_call
-LANGUAGE plpgsql STABLE AS $$
-BEGIN
-  PERFORM spendguard.check_reader($1);
-  PERFORM spendguard.check_id('principal_id', $3);
-  PERFORM spendguard.check_id('tool_name', $4);
-  PERFORM spendguard.check_id('conversation_id', $6);
-  IF $2 IS NOT NULL AND $2 NOT IN ('user', 'application') THEN
-    RAISE EXCEPTION 'invalid principal_kind: "%" (expected user, application)', $2
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  IF $5 IS NOT NULL AND $5 NOT IN ('executed', 'failed', 'proposed', 'applied', 'rejected', 'expired') THEN
-    RAISE EXCEPTION 'invalid tool call status: "%" (expected executed, failed, proposed, applied, rejected or expired)', $5
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  RETURN QUERY
-    SELECT * FROM spendguard.tool_call t
-    WHERE t.tenant_id = spendguard.current_tenant()
-      AND ($2 IS NULL OR t.principal_kind = $2)
-      AND ($3 IS NULL OR t.principal_id = $3)
-      AND ($4 IS NULL OR t.tool_name = $4)
-      AND ($5 IS NULL OR t.status = $5)
-      AND ($6 IS NULL OR t.conversation_id = $6)
-    ORDER BY t.created_at DESC, t.id
-    LIMIT $1;
-END
-$$;
-CREATE OR REPLACE FUNCTION spendguard.budget_retire_events(
-  before timestamptz, capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL)
-RETURNS SETOF spendguard.retirement
-LANGUAGE plpgsql VOLATILE AS $fn$
-DECLARE
-  t text;
-  r spendguard.retirement;
-  b record;
-  prev spendguard.budget_checkpoint;
-  prev_seq bigint;
-  c0 bigint;
-  cut bigint;
-  f record;
-  folded bigint;
-  n bigint;
-BEGIN
-  PERFORM spendguard.check_id('capability_id', $2);
-  PERFORM spendguard.check_grant_index($3);
-  IF $1 IS NULL THEN
-    RAISE EXCEPTION 'before must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-  END IF;
-  IF $1 > now() THEN
-    RAISE EXCEPTION 'before (%) is in the future: only recorded history can be retired', $1
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  -- Each statement below must see what committed before it took its lock:
-  -- a snapshot from the start of the transaction could miss an event.
-  IF current_setting('transaction_isolation') <> 'read committed' THEN
-    RAISE EXCEPTION 'budget_retire_events runs in READ COMMITTED only (this transaction is %)',
-      current_setting('transaction_isolation')
-      USING ERRCODE = 'invalid_transaction_state';
-  END IF;
-  t := spendguard.current_tenant();
-
-  FOR b IN
-    SELECT DISTINCT e.capability_id, e.grant_index
-    FROM spendguard.budget_event e
-    WHERE e.tenant_id = t AND e.recorded_at < $1
-      AND ($2 IS NULL OR e.capability_id = $2)
-      AND ($3 IS NULL OR e.grant_index = $3)
-    ORDER BY 1, 2
-  LOOP
-    PERFORM 1 FROM spendguard.budget_usage u
-    WHERE u.tenant_id = t AND u.capability_id = b.capability_id AND u.grant_index = b.grant_index
-    FOR UPDATE;
-
-    IF EXISTS (SELECT 1 FROM spendguard.verify(b.capability_id, b.grant_index)) THEN
-      RAISE EXCEPTION 'budget (%, %) does not verify: its history is not retired', b.capability_id, b.grant_index
-        USING ERRCODE = 'SG006', HINT = 'SELECT * FROM spendguard.verify(capability_id, grant_index) says what is wrong';
-    END IF;
-
-    prev := NULL;
-    SELECT * INTO prev FROM spendguard.budget_checkpoint k
-    WHERE k.tenant_id = t AND k.capability_id = b.capability_id AND k.grant_index = b.grant_index
-    ORDER BY k.through_seq DESC LIMIT 1;
-    prev_seq := coalesce(prev.through_seq, 0);
-
-    -- the longest prefix of the budget's remaining history recorded before $1
-    SELECT coalesce(
-      (SELECT min(e.event_seq) - 1 FROM spendguard.budget_event e
-       WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
-         AND e.event_seq > prev_seq AND e.recorded_at >= $1),
-      (SELECT max(e.event_seq) FROM spendguard.budget_event e
-       WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
-         AND e.event_seq > prev_seq),
-      prev_seq) INTO c0;
-
-    -- each hold's span [first, last) of its allowed events; an open hold
-    -- spans to the end. The cut is c0 or just before some hold's first event,
-    -- whichever is largest and inside no span.
-    WITH spans AS (
-      SELECT min(e.event_seq) AS first_seq,
-             CASE WHEN min(h.disposition) = 'open' THEN 9223372036854775807
-                  ELSE max(e.event_seq) END AS last_seq
-      FROM spendguard.budget_event e
-      JOIN spendguard.budget_hold h ON h.tenant_id = e.tenant_id AND h.hold_id = e.hold_id
-      WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
-        AND e.event_seq > prev_seq AND e.allowed AND e.hold_id IS NOT NULL
-      GROUP BY e.hold_id
-    ),
-    candidates AS (
-      SELECT c0 AS c UNION ALL SELECT s.first_seq - 1 FROM spans s WHERE s.first_seq <= c0
-    )
-    SELECT max(x.c) INTO cut FROM candidates x
-    WHERE x.c > prev_seq
-      AND NOT EXISTS (SELECT 1 FROM spans s WHERE s.first_seq <= x.c AND x.c < s.last_seq);
-
-    folded := 0;
-    IF cut IS NOT NULL THEN
-      -- the fold of the events being retired (the same deltas as verify())
-      WITH ev AS (
-        SELECT e.*,
-          CASE WHEN NOT e.allowed THEN 0
-               WHEN e.kind IN ('authorize_exposure', 'increment_invocation') THEN 1
-               WHEN e.kind = 'reverse_exposure' THEN -1
-               ELSE 0 END AS d_count,
-          CASE WHEN NOT e.allowed OR e.kind = 'increment_invocation' THEN 0
-               WHEN e.kind = 'authorize_exposure' THEN e.exposure_units::numeric
-               ELSE -(e.exposure_units::numeric) END AS d_exposed,
-          CASE WHEN e.allowed AND e.kind = 'reconcile_spend' THEN e.realized_spend_units
-               ELSE 0 END::numeric AS d_realized
-        FROM spendguard.budget_event e
-        WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
-          AND e.event_seq > prev_seq AND e.event_seq <= cut
-      ),
-      retired_holds AS (
-        SELECT h.realized_spend FROM spendguard.budget_hold h
-        WHERE h.tenant_id = t
-          AND h.hold_id IN (SELECT ev.hold_id FROM ev WHERE ev.allowed AND ev.hold_id IS NOT NULL)
-      )
-      SELECT count(*) AS events, max(ev.event_seq) AS max_seq,
-             sum(ev.d_count) AS d_count, sum(ev.d_exposed) AS d_exposed,
-             sum(ev.d_realized) AS d_realized,
-             coalesce(sum(ev.d_exposed) FILTER (WHERE ev.hold_id IS NULL), 0) AS d_unheld,
-             max(ev.event_seq) FILTER (WHERE ev.allowed) AS last_allowed,
-             (SELECT count(*) FROM retired_holds) AS holds,
-             (SELECT coalesce(sum(rh.realized_spend), 0) FROM retired_holds rh) AS hold_realized
-      INTO f FROM ev;
-      folded := f.events;
-      -- the checkpoint names the last event it covers (the same cut: no
-      -- event of the budget lies between the two, and none can come)
-      cut := f.max_seq;
-    END IF;
-
-    -- (a cut before the budget's first remaining event retires nothing)
-    IF folded > 0 THEN
-      INSERT INTO spendguard.budget_checkpoint (tenant_id, capability_id, grant_index, through_seq,
-        retired_before, events, invocation_count, total_cost_exposed, total_cost_realized,
-        unheld_exposed, last_allowed_seq, retired_holds, retired_hold_realized)
-      VALUES (t, b.capability_id, b.grant_index, cut, $1,
-        coalesce(prev.events, 0) + f.events,
-        coalesce(prev.invocation_count, 0) + f.d_count,
-        coalesce(prev.total_cost_exposed, 0) + f.d_exposed,
-        coalesce(prev.total_cost_realized, 0) + f.d_realized,
-        coalesce(prev.unheld_exposed, 0) + f.d_unheld,
-        coalesce(f.last_allowed, prev.last_allowed_seq, 0),
-        coalesce(prev.retired_holds, 0) + f.holds,
-        coalesce(prev.retired_hold_realized, 0) + f.hold_realized);
-
-      DELETE FROM spendguard.budget_event e
-      WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
-        AND e.event_seq > prev_seq AND e.event_seq <= cut;
-      GET DIAGNOSTICS n = ROW_COUNT;
-      IF n <> f.events THEN   -- cannot happen under the budget's lock; never half-retire
-        RAISE EXCEPTION 'budget (%, %): folded % events but deleted %', b.capability_id, b.grant_index, f.events, n
-          USING ERRCODE = 'internal_error';
-      END IF;
-    ELSE
-      n := 0;
-      cut := NULL;
-    END IF;
-
-    r.capability_id := b.capability_id;
-    r.grant_index := b.grant_index;
-    r.retired_events := n;
-    r.through_seq := coalesce(cut, prev_seq);
-    SELECT count(*) INTO r.kept_events FROM spendguard.budget_event e
-    WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
-      AND e.event_seq > coalesce(cut, prev_seq) AND e.recorded_at < $1;
-    RETURN NEXT r;
-  END LOOP;
-END
-$fn$;
-CREATE OR REPLACE FUNCTION spendguard.budget_checkpoints(capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL)
-RETURNS SETOF spendguard.budget_checkpoint
-LANGUAGE plpgsql STABLE AS $$
-BEGIN
-  PERFORM spendguard.check_reader();
-  PERFORM spendguard.check_id('capability_id', $1);
-  PERFORM spendguard.check_grant_index($2);
-  RETURN QUERY
-    SELECT * FROM spendguard.budget_checkpoint k
-    WHERE k.tenant_id = spendguard.current_tenant()
-      AND ($1 IS NULL OR k.capability_id = $1)
-      AND ($2 IS NULL OR k.grant_index = $2)
-    ORDER BY k.capability_id, k.grant_index, k.through_seq;
-END
-$$;
-
--- monitor_spend_by_group.spend_micros becomes numeric: a view's column
--- type cannot change in place, so it is made again, and the SELECT grants
--- an admin gave on it (docs/operations.md "Monitoring") are given again.
-DO $do$
-DECLARE
-  grants text[];
-  g text;
-BEGIN
-  SELECT coalesce(array_agg(format('GRANT %s ON spendguard.monitor_spend_by_group TO %s%s',
-           a.privilege_type, a.grantee::regrole,
-           CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)), '{}')
-  INTO grants
-  FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
-  WHERE c.oid = 'spendguard.monitor_spend_by_group'::regclass
-    AND a.grantee <> c.relowner AND a.grantee <> 0;
-  DROP VIEW spendguard.monitor_spend_by_group;
-  EXECUTE $view$
-CREATE VIEW spendguard.monitor_spend_by_group AS
-  SELECT d.tenant_id, d.group_id, coalesce(b.period, 'day') AS period, p.start AS period_start,
-         -- numeric: a monitoring view never fails, and a group's users
-         -- together can pass bigint
-         sum(d.spend_micros) AS spend_micros, count(DISTINCT d.user_id) AS users,
-         b.limit_micros AS limit_per_user
-  FROM spendguard.daily_spend d
-  LEFT JOIN spendguard.spend_budget b ON b.tenant_id = d.tenant_id AND b.group_id = d.group_id
-  CROSS JOIN LATERAL (
-    SELECT CASE coalesce(b.period, 'day')
-             WHEN 'day' THEN (now() AT TIME ZONE 'UTC')::date
-             WHEN 'week' THEN date_trunc('week', now() AT TIME ZONE 'UTC')::date
-             ELSE date_trunc('month', now() AT TIME ZONE 'UTC')::date END AS start) p
-  WHERE d.day >= p.start
-  GROUP BY d.tenant_id, d.group_id, b.period, p.start, b.limit_micros
-$view$;
-  REVOKE ALL ON spendguard.monitor_spend_by_group FROM PUBLIC;
-  FOREACH g IN ARRAY grants LOOP
-    EXECUTE g;
-  END LOOP;
-END
-$do$;
-COMMENT ON VIEW spendguard.monitor_spend_by_group IS
-  'Spend per group in its current UTC period (the group budget''s, else today), all tenants';
-
--- (CREATE OR REPLACE resets a function's SECURITY DEFINER and SET clauses)
+-- (CREATE OR REPLACE resets a function's SECURITY DEFINER and SET clauses;
+-- sql/finalize.sql gives them to every function that is not IMMUTABLE)
 ALTER FUNCTION spendguard.check_reader(integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION spendguard.budget_usage(text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION spendguard.budget_usages(integer, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
@@ -664,42 +786,4 @@ ALTER FUNCTION spendguard.proposal_get(uuid) SECURITY DEFINER SET search_path = 
 ALTER FUNCTION spendguard.tool_calls(integer, text, text, text, text, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION spendguard.budget_retire_events(timestamptz, text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION spendguard.budget_checkpoints(text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-
--- Ids of 1,024 bytes (SPEC §0) in every index (issue 16): the indexes that
--- held the tenant and two or three ids hold their digest instead (sql/spend.sql,
--- sql/usage.sql); the per-budget expiry index drops hold_id. usage_event and
--- call_event gain their window_key column (a rewrite of both tables: on a
--- large log, run the update off peak).
-CREATE FUNCTION spendguard.id_key(a text, b text) RETURNS bytea
-IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'id_key2_wrapper';
-CREATE FUNCTION spendguard.id_key(a text, b text, c text) RETURNS bytea
-IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'id_key3_wrapper';
-COMMENT ON FUNCTION spendguard.id_key(text, text) IS
-  'SHA-256 of the length-prefixed ids: what indexes hold instead of several ids of up to 1,024 bytes';
-COMMENT ON FUNCTION spendguard.id_key(text, text, text) IS
-  'SHA-256 of the length-prefixed ids: what indexes hold instead of several ids of up to 1,024 bytes';
-
-ALTER TABLE spendguard.daily_spend DROP CONSTRAINT daily_spend_pkey;
-CREATE UNIQUE INDEX daily_spend_key
-  ON spendguard.daily_spend (tenant_id, spendguard.id_key(user_id, group_id), day);
-ALTER TABLE spendguard.daily_spend REPLICA IDENTITY FULL;
-ALTER TABLE spendguard.spend_user_override DROP CONSTRAINT spend_user_override_pkey;
-CREATE UNIQUE INDEX spend_user_override_key
-  ON spendguard.spend_user_override (tenant_id, spendguard.id_key(user_id, group_id));
-ALTER TABLE spendguard.spend_user_override REPLICA IDENTITY FULL;
-
-DROP INDEX spendguard.usage_event_window;
-ALTER TABLE spendguard.usage_event ADD COLUMN window_key bytea NOT NULL
-  GENERATED ALWAYS AS (spendguard.id_key(integration_id, principal_kind, principal_id)) STORED;
-CREATE INDEX usage_event_window
-  ON spendguard.usage_event (tenant_id, window_key, at)
-  INCLUDE (input_tokens, output_tokens);
-DROP INDEX spendguard.call_event_window;
-ALTER TABLE spendguard.call_event ADD COLUMN window_key bytea NOT NULL
-  GENERATED ALWAYS AS (spendguard.id_key(principal_kind, principal_id, tool_name)) STORED;
-CREATE INDEX call_event_window ON spendguard.call_event (tenant_id, window_key, at);
-
-DROP INDEX spendguard.budget_hold_budget_expiry;
-CREATE INDEX budget_hold_budget_expiry
-  ON spendguard.budget_hold (tenant_id, capability_id, grant_index, expires_at)
-  WHERE disposition = 'open' AND expires_at IS NOT NULL;
+ALTER FUNCTION spendguard.verify(text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;

@@ -5,7 +5,7 @@ CREATE TABLE spendguard.usage_event (
   id              uuid        NOT NULL DEFAULT gen_random_uuid() PRIMARY KEY,
   tenant_id       text        NOT NULL,
   integration_id  text        NOT NULL,
-  principal_kind  text        NOT NULL CHECK (principal_kind IN ('user', 'application')),
+  principal_kind  spendguard.principal_kind NOT NULL,
   principal_id    text        NOT NULL,
   input_tokens    bigint      NOT NULL CHECK (input_tokens >= 0),
   output_tokens   bigint      NOT NULL CHECK (output_tokens >= 0),
@@ -32,7 +32,7 @@ CREATE INDEX usage_event_at ON spendguard.usage_event (tenant_id, at);
 CREATE TABLE spendguard.call_event (
   id             uuid        NOT NULL DEFAULT gen_random_uuid() PRIMARY KEY,
   tenant_id      text        NOT NULL,
-  principal_kind text        NOT NULL CHECK (principal_kind IN ('user', 'application')),
+  principal_kind spendguard.principal_kind NOT NULL,
   principal_id   text        NOT NULL,
   tool_name      text        NOT NULL,
   at             timestamptz NOT NULL DEFAULT now(),

@@ -44,3 +44,20 @@ pub fn window(name: &str, v: Option<Interval>) -> Result<Interval> {
     validate::window_fits(name, now(), reach(&w))?;
     Ok(w)
 }
+
+/// `spendguard.check_enum(arg_name, value, domain)`: the SQL readers'
+/// check of an enumerated argument, with the one message of the Rust
+/// functions (spendguard_core::enums). NULL passes.
+#[pgrx::pg_extern(immutable, parallel_safe)]
+fn check_enum(arg_name: Option<&str>, value: Option<&str>, domain: Option<&str>) {
+    crate::error::ok_or_raise(check_enum_value(arg_name, value, domain));
+}
+
+fn check_enum_value(name: Option<&str>, value: Option<&str>, domain: Option<&str>) -> Result<()> {
+    let name = validate::required("arg_name", name)?;
+    let domain = validate::required("domain", domain)?;
+    match value {
+        Some(v) => spendguard_core::enums::check(name, v, domain),
+        None => Ok(()),
+    }
+}

@@ -19,6 +19,31 @@ mod tests {
         assert_eq!(crate::tenant::current().unwrap_err().sqlstate(), "SG030");
     }
 
+    /// Every enumeration once (spendguard_core::enums): each Rust type's
+    /// labels are its SQL domain's values, in order, and every domain of
+    /// the schema is one of them.
+    #[pg_test]
+    fn every_enumeration_is_its_sql_domain() {
+        for (domain, labels) in spendguard_core::enums::ALL {
+            let def = Spi::get_one::<String>(&format!(
+                "SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c \
+                 WHERE c.contypid = 'spendguard.{domain}'::regtype"
+            ))
+            .unwrap()
+            .unwrap();
+            // CHECK ((VALUE = ANY (ARRAY['user'::text, 'application'::text])))
+            let got: Vec<&str> = def.split('\'').skip(1).step_by(2).collect();
+            assert_eq!(got, *labels, "{domain}: {def}");
+        }
+        let domains = Spi::get_one::<i64>(
+            "SELECT count(*) FROM pg_type \
+             WHERE typnamespace = 'spendguard'::regnamespace AND typtype = 'd'",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(domains as usize, spendguard_core::enums::ALL.len());
+    }
+
     #[pg_test]
     fn custom_sqlstate_reaches_sql() {
         // A PL/pgSQL handler sees the raised SQLSTATE exactly as a client would.

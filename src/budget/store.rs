@@ -360,7 +360,8 @@ impl<'a, 'c> Store<'a, 'c> {
             authorized: spi(r.get(6)).unwrap_or_default(),
             remaining: spi(r.get(7)).unwrap_or_default(),
             realized: spi(r.get(8)).unwrap_or_default(),
-            disposition: Disposition::parse(&disposition).expect("CHECK keeps dispositions valid"),
+            disposition: Disposition::parse(&disposition)
+                .expect("its domain keeps dispositions valid"),
             authority,
             expires_at: spi(r.get::<TimestampWithTimeZone>(13)).map(i64::from),
         };

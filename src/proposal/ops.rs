@@ -6,6 +6,7 @@ use super::store::{NewCall, ProposalStore, ToolCall};
 use crate::jsonb::JsonbText;
 use pgrx::datum::{Interval, TimestampWithTimeZone, Uuid};
 use pgrx::spi::Spi;
+use spendguard_core::enums::{Effect, PrincipalKind, Transport};
 use spendguard_core::proposal::{self as p, Status};
 use spendguard_core::{usage, validate, Error, Result};
 
@@ -28,9 +29,11 @@ fn with_store<R>(
     })
 }
 
-fn one_of(name: &str, v: Option<String>, allowed: &[&str]) -> Result<String> {
+/// A required argument of an enumeration (spendguard_core::enums): NULL is
+/// 22004, anything but its labels 22023 with the one message.
+fn label<E>(name: &str, v: Option<String>, parse: fn(&str, &str) -> Result<E>) -> Result<String> {
     let v = validate::required(name, v)?;
-    p::one_of(name, &v, allowed)?;
+    parse(name, &v)?;
     Ok(v)
 }
 
@@ -97,12 +100,12 @@ fn call(
     conversation_id: Option<String>,
 ) -> Result<Call> {
     Ok(Call {
-        principal_kind: one_of("principal_kind", principal_kind, p::PRINCIPAL_KINDS)?,
+        principal_kind: label("principal_kind", principal_kind, PrincipalKind::parse_arg)?,
         principal_id: validate::id("principal_id", principal_id)?,
         tool_name: validate::id("tool_name", tool_name)?,
         args_hash: hash_of("args", args)?,
-        effect: one_of("effect", effect, p::EFFECTS)?,
-        transport: one_of("transport", transport, p::TRANSPORTS)?,
+        effect: label("effect", effect, Effect::parse_arg)?,
+        transport: label("transport", transport, Transport::parse_arg)?,
         conversation_id: validate::opt_id("conversation_id", conversation_id)?,
     })
 }
@@ -185,7 +188,7 @@ fn close(
         ("by_kind", "by_id")
     };
     let token = validate::required("token", token)?;
-    let kind = one_of(kind_name, kind, p::PRINCIPAL_KINDS)?;
+    let kind = label(kind_name, kind, PrincipalKind::parse_arg)?;
     let by = validate::id(by_name, by)?;
     let args_hash = args.map(|a| p::args_hash(&a.0, &mut guard)).transpose()?;
     let tenant = crate::tenant::current()?;

@@ -281,7 +281,7 @@ impl ProposalStore<'_, '_> {
         let r = r.first();
         let status: String = spi(r.get(1)).expect("status");
         Some((
-            Status::parse(&status).expect("a CHECK keeps statuses valid"),
+            Status::parse(&status).expect("its domain keeps statuses valid"),
             spi(r.get(2)).expect("expires_at of a proposal"),
             spi(r.get(3)).expect("args_hash"),
         ))

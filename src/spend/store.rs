@@ -348,9 +348,12 @@ impl SpendStore<'_, '_> {
         let r = t.first();
         let limit: Option<i64> = spi(r.get(1));
         let period: Option<String> = spi(r.get(2));
-        let group_budget = limit
-            .zip(period)
-            .map(|(l, p)| (l, Period::parse(&p).expect("a CHECK keeps periods valid")));
+        let group_budget = limit.zip(period).map(|(l, p)| {
+            (
+                l,
+                Period::parse(&p).expect("its domain keeps periods valid"),
+            )
+        });
         (group_budget, spi(r.get(3)))
     }
 
@@ -429,7 +432,8 @@ impl SpendStore<'_, '_> {
             user_id: spi(r.get(1)).unwrap_or_default(),
             group_id: spi(r.get(2)).unwrap_or_default(),
             day: i64::from(day.to_pg_epoch_days()),
-            status: ReservationStatus::parse(&spi(r.get::<String>(4)).unwrap_or_default()),
+            status: ReservationStatus::parse(&spi(r.get::<String>(4)).unwrap_or_default())
+                .expect("its domain keeps statuses valid"),
         })
     }
 

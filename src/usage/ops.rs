@@ -4,6 +4,7 @@
 use super::store::{NewUsage, UsageStore};
 use pgrx::datum::{Interval, TimestampWithTimeZone, Uuid};
 use pgrx::spi::Spi;
+use spendguard_core::enums::PrincipalKind;
 use spendguard_core::usage;
 use spendguard_core::{validate, Error, Result};
 
@@ -27,7 +28,7 @@ fn window(v: Option<Interval>) -> Result<Interval> {
 
 fn principal(kind: Option<String>, id: Option<String>) -> Result<(String, String)> {
     let kind = validate::required("principal_kind", kind)?;
-    usage::principal_kind("principal_kind", &kind)?;
+    PrincipalKind::parse_arg("principal_kind", &kind)?;
     Ok((kind, validate::id("principal_id", id)?))
 }
 

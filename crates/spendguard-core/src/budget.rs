@@ -105,40 +105,7 @@ pub fn try_increment(u: Usage, max_invocations: Option<i64>) -> Result<Option<Us
     }))
 }
 
-/// Where a hold stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Disposition {
-    Open,
-    Released,
-    Reversed,
-    Reconciled,
-    Expired,
-}
-
-impl Disposition {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Disposition::Open => "open",
-            Disposition::Released => "released",
-            Disposition::Reversed => "reversed",
-            Disposition::Reconciled => "reconciled",
-            Disposition::Expired => "expired",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<Disposition> {
-        match s {
-            "open" => Ok(Disposition::Open),
-            "released" => Ok(Disposition::Released),
-            "reversed" => Ok(Disposition::Reversed),
-            "reconciled" => Ok(Disposition::Reconciled),
-            "expired" => Ok(Disposition::Expired),
-            _ => Err(Error::InvalidParameter(format!(
-                "invalid hold disposition: \"{s}\" (expected open, released, reversed, reconciled or expired)"
-            ))),
-        }
-    }
-}
+pub use crate::enums::Disposition;
 
 /// The fencing metadata of a hold or a call: all three or none.
 #[derive(Clone, Debug, PartialEq, Eq)]

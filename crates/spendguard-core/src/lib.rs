@@ -3,6 +3,7 @@
 //! pgrx crate only wires them to SQL.
 
 pub mod budget;
+pub mod enums;
 pub mod error;
 pub mod fingerprint;
 pub mod key;

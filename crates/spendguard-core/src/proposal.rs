@@ -94,60 +94,7 @@ pub fn nonce_matches(nonce: &[u8; 32], stored: &[u8]) -> bool {
     bool::from(h.ct_eq(stored)) & (stored.len() == 32)
 }
 
-/// Where a tool call stands (`tool_call.status`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
-    Executed,
-    Failed,
-    Proposed,
-    Applied,
-    Rejected,
-    Expired,
-}
-
-impl Status {
-    pub fn parse(s: &str) -> Result<Status> {
-        Ok(match s {
-            "executed" => Status::Executed,
-            "failed" => Status::Failed,
-            "proposed" => Status::Proposed,
-            "applied" => Status::Applied,
-            "rejected" => Status::Rejected,
-            "expired" => Status::Expired,
-            _ => {
-                return Err(Error::InvalidParameter(format!(
-                    "invalid tool call status: \"{s}\" (expected executed, failed, proposed, applied, rejected or expired)"
-                )))
-            }
-        })
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Executed => "executed",
-            Status::Failed => "failed",
-            Status::Proposed => "proposed",
-            Status::Applied => "applied",
-            Status::Rejected => "rejected",
-            Status::Expired => "expired",
-        }
-    }
-}
-
-/// A value of one of the enumerated columns, else 22023 naming the argument.
-pub fn one_of(name: &str, v: &str, allowed: &[&str]) -> Result<()> {
-    if allowed.contains(&v) {
-        Ok(())
-    } else {
-        Err(Error::InvalidParameter(format!(
-            "invalid {name}: \"{v}\" (expected {})",
-            allowed.join(", ")
-        )))
-    }
-}
-
-pub const EFFECTS: &[&str] = &["read", "mutate", "destructive"];
-pub const TRANSPORTS: &[&str] = &["chat", "mcp", "automation"];
-pub const PRINCIPAL_KINDS: &[&str] = &["user", "application"];
+pub use crate::enums::ToolCallStatus as Status;
 
 /// The state checks of consume and reject, after the nonce matched, in
 /// SPEC order: expired (SG011), not proposed (SG012), other arguments

@@ -56,34 +56,9 @@ pub fn check_period_start(start: i64, period: Period) -> Result<()> {
     Ok(())
 }
 
-/// A budget's calendar period (UTC; weeks start on Monday).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Period {
-    Day,
-    Week,
-    Month,
-}
+pub use crate::enums::{Period, ReservationStatus};
 
 impl Period {
-    pub fn parse(s: &str) -> Result<Period> {
-        match s {
-            "day" => Ok(Period::Day),
-            "week" => Ok(Period::Week),
-            "month" => Ok(Period::Month),
-            _ => Err(Error::InvalidParameter(format!(
-                "invalid budget period: \"{s}\" (expected day, week or month)"
-            ))),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Period::Day => "day",
-            Period::Week => "week",
-            Period::Month => "month",
-        }
-    }
-
     /// `[start, end)` of the period that contains `day`, as day numbers.
     pub fn bounds(self, day: i64) -> (i64, i64) {
         match self {
@@ -148,31 +123,6 @@ pub fn reservation_budget(user_id: &str, group_id: &str) -> String {
     let d = h.finalize();
     let hex: String = d[..16].iter().map(|b| format!("{b:02x}")).collect();
     format!("spend:{hex}")
-}
-
-/// Where a reservation stands (`spend_reservation.status`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReservationStatus {
-    Open,
-    Settled,
-    Cancelled,
-}
-
-impl ReservationStatus {
-    pub fn parse(s: &str) -> ReservationStatus {
-        match s {
-            "settled" => ReservationStatus::Settled,
-            "cancelled" => ReservationStatus::Cancelled,
-            _ => ReservationStatus::Open,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReservationStatus::Open => "open",
-            ReservationStatus::Settled => "settled",
-            ReservationStatus::Cancelled => "cancelled",
-        }
-    }
 }
 
 /// SG002 unless the reservation is still open (settled or cancelled once).

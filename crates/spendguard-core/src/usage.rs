@@ -3,16 +3,6 @@
 
 use crate::error::{Error, Result};
 
-/// `principal_kind` of SPEC §3 and §4: `user` or `application`.
-pub fn principal_kind(name: &str, s: &str) -> Result<()> {
-    match s {
-        "user" | "application" => Ok(()),
-        _ => Err(Error::InvalidParameter(format!(
-            "invalid {name}: \"{s}\" (expected user or application)"
-        ))),
-    }
-}
-
 /// `usage_cap_check`: allowed while `used < budget`; what is left.
 pub fn check(used: i64, budget: i64) -> (bool, i64) {
     (used < budget, budget.saturating_sub(used).max(0))
@@ -61,7 +51,6 @@ mod tests {
         assert!(!charge_fits(i64::MAX, 1, i64::MAX));
         assert!(charge_fits(0, 0, 0));
         assert_eq!(tokens(i64::MAX, 1).unwrap_err().sqlstate(), "22003");
-        assert!(principal_kind("principal_kind", "user").is_ok());
         assert_ne!(
             lock_key("t", "usage", &["ab", "c"]),
             lock_key("t", "usage", &["a", "bc"])
@@ -73,12 +62,6 @@ mod tests {
         assert_eq!(
             lock_key("t", "usage", &["a"]),
             lock_key("t", "usage", &["a"])
-        );
-        assert_eq!(
-            principal_kind("principal_kind", "agent")
-                .unwrap_err()
-                .sqlstate(),
-            "22023"
         );
     }
 }

@@ -392,7 +392,7 @@ fn every_function_under_random_arguments() {
         if i % 500 == 499 {
             for v in &views {
                 c.query(format!("SELECT * FROM {v}").as_str(), &[])
-                    .unwrap_or_else(|e| panic!("seed {seed}: the view {v} failed: {e}"));
+                    .unwrap_or_else(|e| panic!("seed {seed}: the view {v} failed: {e:?}"));
             }
         }
     }

@@ -70,6 +70,14 @@ SELECT spendguard.spend_upsert_daily('u1', 'big', now(), 9223372036854775807) IS
 SELECT spendguard.spend_upsert_daily('u2', 'big', now(), 9223372036854775807) IS NOT NULL AS recorded;
 SELECT group_id, spend_micros, users FROM spendguard.monitor_spend_by_group
 WHERE tenant_id = 'regress-hardening' AND group_id = 'big';
+-- and holds left open by a budget-level release (docs/operations.md) can add
+-- up past bigint too (found by the fuzzer)
+SELECT authorized FROM spendguard.budget_authorize_hold('m', 0, 9223372036854775807, hold_id => 'big1');
+SELECT kind FROM spendguard.budget_release_hold('m', 0, 9223372036854775807);
+SELECT authorized FROM spendguard.budget_authorize_hold('m', 0, 9223372036854775807, hold_id => 'big2');
+SELECT open_holds, open_exposure FROM spendguard.monitor_open_holds
+WHERE tenant_id = 'regress-hardening' AND capability_id = 'm';
+SELECT holds, exposure FROM spendguard.monitor_expired_unswept WHERE tenant_id = 'regress-hardening';
 
 -- a document nested deeper than the stack allows is 54001, whatever
 -- max_stack_depth a DBA set (PostgreSQL's own parser takes it at 7MB; the

@@ -8,7 +8,7 @@ SELECT p.proname,
        p.proconfig AS config
 FROM pg_proc p
 WHERE p.pronamespace = 'spendguard'::regnamespace
-ORDER BY p.proname;
+ORDER BY p.proname, pg_get_function_arguments(p.oid);
 \x off
 
 -- every function and table says what it is
