@@ -25,7 +25,7 @@ SELECT spendguard.budget_release_hold('c', 0, NULL);
 SELECT spendguard.budget_reconcile_hold(hold_id => 'h');
 SELECT spendguard.budget_try_increment(NULL, 0, 1);
 -- 22003 numeric_value_out_of_range
-SELECT spendguard.budget_authorize_hold('big', 0, 9223372036854775807);
+SELECT authorized, committed_cost_after, invocation_count_after FROM spendguard.budget_authorize_hold('big', 0, 9223372036854775807);
 SELECT spendguard.budget_authorize_hold('big', 0, 1);
 -- SG001 hold not found
 SELECT spendguard.budget_reverse_hold(hold_id => 'missing');
