@@ -1,12 +1,61 @@
-//! SPI helpers: every statement spendguard runs is prepared once per
-//! backend and kept (SPI_keepplan).
+//! The one layer between spendguard and SPI: the connection with its
+//! tenant (`Db`, every capability's store is an `impl` on it), the
+//! statements (prepared once per backend and kept, SPI_keepplan), their
+//! parameter types and the row helpers.
 
 use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys::PgBuiltInOids as T;
 use pgrx::pg_sys::{self, PgOid};
-use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult, SpiTupleTable};
+use pgrx::spi::{OwnedPreparedStatement, Spi, SpiClient, SpiResult, SpiTupleTable};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+
+// The parameter types of the statements.
+pub const TEXT: PgOid = PgOid::BuiltIn(T::TEXTOID);
+pub const INT4: PgOid = PgOid::BuiltIn(T::INT4OID);
+pub const INT8: PgOid = PgOid::BuiltIn(T::INT8OID);
+pub const BOOL: PgOid = PgOid::BuiltIn(T::BOOLOID);
+pub const DATE: PgOid = PgOid::BuiltIn(T::DATEOID);
+pub const TIMESTAMPTZ: PgOid = PgOid::BuiltIn(T::TIMESTAMPTZOID);
+pub const INTERVAL: PgOid = PgOid::BuiltIn(T::INTERVALOID);
+pub const JSONB: PgOid = PgOid::BuiltIn(T::JSONBOID);
+pub const BYTEA: PgOid = PgOid::BuiltIn(T::BYTEAOID);
+
+/// The connection of one call and its tenant: every capability's store is
+/// an `impl` on this (budget/store.rs, spend/store.rs, usage/store.rs,
+/// proposal/store.rs), so a call that spans capabilities uses one.
+pub struct Db<'a, 'c> {
+    pub client: &'a mut SpiClient<'c>,
+    pub tenant: &'a str,
+}
+
+/// Runs `f` with a `Db` of `tenant` over one SPI connection.
+pub fn with_db<R>(
+    tenant: &str,
+    f: impl FnOnce(&mut Db<'_, '_>) -> spendguard_core::Result<R>,
+) -> spendguard_core::Result<R> {
+    Spi::connect_mut(|client| f(&mut Db { client, tenant }))
+}
+
+impl<'c> Db<'_, 'c> {
+    /// Runs a cached statement (see [`run`]).
+    pub fn run(&mut self, stmt: &'static Stmt, args: &[DatumWithOid<'_>]) -> SpiTupleTable<'c> {
+        spi(run(self.client, stmt, args))
+    }
+
+    /// The first column of the first row as a bigint, 0 when NULL.
+    pub fn one_i64(&mut self, stmt: &'static Stmt, args: &[DatumWithOid<'_>]) -> i64 {
+        let t = self.run(stmt, args);
+        spi(t.first().get::<i64>(1)).unwrap_or(0)
+    }
+}
+
+/// An SPI-level failure (not a PostgreSQL ERROR, which unwinds by itself)
+/// means a bug in a statement: reported as an internal error.
+pub fn spi<T>(r: SpiResult<T>) -> T {
+    r.unwrap_or_else(|e| panic!("spendguard: SPI failure: {e}"))
+}
 
 /// A statement and its parameter types. Declare them as `static`: the
 /// plan cache is keyed by the statement's address.

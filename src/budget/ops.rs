@@ -2,11 +2,11 @@
 //! pure rules of spendguard-core, write, log. One call = one SPI session
 //! under the budget row lock.
 
-use super::store::{hold_exists, HoldWrite, NewEvent, RecordedEvent, Store};
+use super::store::{hold_exists, HoldWrite, NewEvent, RecordedEvent};
+use crate::spi::{with_db, Db};
 // expiry is judged at the time of the call (now()), as expires_at was set
 use crate::args::now;
 use pgrx::datum::Interval;
-use pgrx::spi::Spi;
 use spendguard_core::budget::{
     self, Authority, Decision, Denial, Limits, Mutation, Outcome, Usage,
 };
@@ -104,7 +104,7 @@ fn check_replay(rec: &RecordedEvent, fp: &Fingerprint, event_id: &str) -> Result
 
 /// Looks the event id up; `Some` when it was recorded (a replay).
 fn recorded(
-    db: &mut Store<'_, '_>,
+    db: &mut Db<'_, '_>,
     event_id: Option<&str>,
     fp: &Option<Fingerprint>,
 ) -> Result<Option<RecordedEvent>> {
@@ -148,13 +148,6 @@ fn mutation_from(rec: RecordedEvent, event_id: Option<String>) -> HoldMutation {
         guarantee_level: rec.guarantee_level,
         budget_term: rec.budget_term,
     }
-}
-
-fn with_store<R>(tenant: &str, f: impl FnOnce(&mut Store<'_, '_>) -> Result<R>) -> Result<R> {
-    Spi::connect_mut(|client| {
-        let mut db = Store { client, tenant };
-        f(&mut db)
-    })
 }
 
 pub fn authorize(a: AuthorizeArgs) -> Result<HoldDecision> {
@@ -203,7 +196,7 @@ pub fn authorize(a: AuthorizeArgs) -> Result<HoldDecision> {
         f
     });
 
-    with_store(&tenant, |db| {
+    with_db(&tenant, |db| {
         // A replay needs no lock; the second look-up, under the lock, settles
         // concurrent retries of one event id.
         if let Some(rec) = recorded(db, event_id.as_deref(), &fp)? {
@@ -318,7 +311,7 @@ pub fn mutate(m: Mutation, a: MutateArgs) -> Result<HoldMutation> {
         f
     });
 
-    with_store(&tenant, |db| {
+    with_db(&tenant, |db| {
         if let Some(rec) = recorded(db, event_id.as_deref(), &fp)? {
             return Ok(mutation_from(rec, event_id.clone()));
         }
@@ -413,7 +406,7 @@ pub fn try_increment(
         f.text(Some(&cap)).int(Some(grant.into())).int(max);
         f
     });
-    with_store(&tenant, |db| {
+    with_db(&tenant, |db| {
         if let Some(rec) = recorded(db, event_id.as_deref(), &fp)? {
             return Ok(rec.allowed);
         }
@@ -450,7 +443,7 @@ pub fn try_increment(
 /// budget's row lock must be held (its counters are `usage`). Returns the
 /// usage after and how many holds expired.
 pub fn expire_budget_holds(
-    db: &mut Store<'_, '_>,
+    db: &mut Db<'_, '_>,
     cap: &str,
     grant: i32,
     mut usage: Usage,
@@ -502,7 +495,7 @@ pub fn expire_holds(now: Option<i64>, lim: Option<i32>) -> Result<i64> {
     if lim == 0 {
         return Ok(0);
     }
-    with_store(&tenant, |db| {
+    with_db(&tenant, |db| {
         let mut total = 0;
         for (cap, grant) in db.expiry_candidates(now, lim) {
             if total >= lim {

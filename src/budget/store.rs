@@ -7,19 +7,12 @@
 //! statement costs an executor start-up and a re-read of the tables' CHECK
 //! constraints, so fewer statements is most of the speed (see bench/).
 
-use crate::spi::{run, Stmt};
+use crate::spi::{spi, Db, Stmt, BOOL, INT4, INT8, INTERVAL, TEXT, TIMESTAMPTZ};
 use pgrx::datum::{Interval, TimestampWithTimeZone};
-use pgrx::pg_sys::{PgBuiltInOids as T, PgOid};
-use pgrx::spi::{SpiClient, SpiResult, SpiTupleTable};
+use pgrx::pg_sys::PgOid;
+use pgrx::spi::SpiTupleTable;
 use spendguard_core::budget::{Authority, Disposition, Hold, Usage};
 use spendguard_core::{Error, Result};
-
-const TEXT: PgOid = PgOid::BuiltIn(T::TEXTOID);
-const INT4: PgOid = PgOid::BuiltIn(T::INT4OID);
-const INT8: PgOid = PgOid::BuiltIn(T::INT8OID);
-const BOOL: PgOid = PgOid::BuiltIn(T::BOOLOID);
-const INTERVAL: PgOid = PgOid::BuiltIn(T::INTERVALOID);
-const TIMESTAMPTZ: PgOid = PgOid::BuiltIn(T::TIMESTAMPTZOID);
 
 static LOCK_USAGE: Stmt = Stmt {
     sql: "SELECT invocation_count, total_cost_exposed, total_cost_realized, false \
@@ -291,18 +284,6 @@ pub struct NewEvent<'a> {
     pub guarantee_level: &'static str,
 }
 
-/// Budget storage for one tenant inside one SPI connection.
-pub struct Store<'a, 'c> {
-    pub client: &'a mut SpiClient<'c>,
-    pub tenant: &'a str,
-}
-
-fn spi<T>(r: SpiResult<T>) -> T {
-    // An SPI-level failure (not a PostgreSQL ERROR, which unwinds by itself)
-    // means a bug in a statement above: report it as an internal error.
-    r.unwrap_or_else(|e| panic!("spendguard: SPI failure: {e}"))
-}
-
 fn usage_of(t: &SpiTupleTable<'_>) -> Usage {
     Usage {
         invocation_count: spi(t.get::<i64>(1)).unwrap_or(0),
@@ -311,7 +292,8 @@ fn usage_of(t: &SpiTupleTable<'_>) -> Usage {
     }
 }
 
-impl<'a, 'c> Store<'a, 'c> {
+/// Budget storage: an `impl` on the one store layer.
+impl Db<'_, '_> {
     /// Locks the budget row (creating it at zero on first use) and returns
     /// its counters, and whether `hold_id` is taken. Every decision on a
     /// budget goes through this lock.
@@ -322,31 +304,25 @@ impl<'a, 'c> Store<'a, 'c> {
             &LOCK_USAGE
         };
         for _ in 0..2 {
-            let t = spi(run(
-                self.client,
+            let t = self.run(
                 lock,
                 &[self.tenant.into(), cap.into(), grant.into(), hold_id.into()],
-            ));
+            );
             if !t.is_empty() {
                 let t = t.first();
                 return (usage_of(&t), spi(t.get::<bool>(4)).unwrap_or(false));
             }
-            spi(run(
-                self.client,
+            self.run(
                 &CREATE_USAGE,
                 &[self.tenant.into(), cap.into(), grant.into()],
-            ));
+            );
         }
         panic!("spendguard: budget row of \"{cap}\" vanished after creation")
     }
 
     /// Locks a hold and its budget; `None` when the hold does not exist.
     pub fn lock_hold(&mut self, hold_id: &str) -> Option<(Usage, Hold)> {
-        let t = spi(run(
-            self.client,
-            &LOCK_HOLD,
-            &[self.tenant.into(), hold_id.into()],
-        ));
+        let t = self.run(&LOCK_HOLD, &[self.tenant.into(), hold_id.into()]);
         if t.is_empty() {
             return None;
         }
@@ -371,11 +347,10 @@ impl<'a, 'c> Store<'a, 'c> {
     /// The budgets that have open holds past their expiry at `now`, in the
     /// order of their oldest such hold, from the oldest `lim` holds.
     pub fn expiry_candidates(&mut self, now: i64, lim: i64) -> Vec<(String, i32)> {
-        let t = spi(run(
-            self.client,
+        let t = self.run(
             &EXPIRY_CANDIDATES,
             &[self.tenant.into(), timestamptz(now).into(), lim.into()],
-        ));
+        );
         let mut out: Vec<(String, i32)> = Vec::new();
         for r in t {
             let budget = (
@@ -392,19 +367,17 @@ impl<'a, 'c> Store<'a, 'c> {
     /// Locks a budget row unless another transaction holds it (`None`
     /// then, and when it does not exist).
     pub fn try_lock_usage(&mut self, cap: &str, grant: i32) -> Option<Usage> {
-        let t = spi(run(
-            self.client,
+        let t = self.run(
             &LOCK_USAGE_SKIP_LOCKED,
             &[self.tenant.into(), cap.into(), grant.into()],
-        ));
+        );
         (!t.is_empty()).then(|| usage_of(&t.first()))
     }
 
     /// Locks up to `lim` open holds of a budget past their expiry at `now`,
     /// oldest first. Call only with the budget's row lock held.
     pub fn lock_expired_holds(&mut self, cap: &str, grant: i32, now: i64, lim: i64) -> Vec<Hold> {
-        let t = spi(run(
-            self.client,
+        let t = self.run(
             &LOCK_EXPIRED_HOLDS,
             &[
                 self.tenant.into(),
@@ -413,7 +386,7 @@ impl<'a, 'c> Store<'a, 'c> {
                 timestamptz(now).into(),
                 lim.into(),
             ],
-        ));
+        );
         t.map(|r| Hold {
             hold_id: spi(r.get(1)).unwrap_or_default(),
             capability_id: cap.to_string(),
@@ -429,11 +402,7 @@ impl<'a, 'c> Store<'a, 'c> {
     }
 
     pub fn event(&mut self, event_id: &str) -> Option<RecordedEvent> {
-        let t = spi(run(
-            self.client,
-            &GET_EVENT,
-            &[self.tenant.into(), event_id.into()],
-        ));
+        let t = self.run(&GET_EVENT, &[self.tenant.into(), event_id.into()]);
         if t.is_empty() {
             return None;
         }
@@ -479,8 +448,7 @@ impl<'a, 'c> Store<'a, 'c> {
         };
         let a = e.authority;
         let u = e.usage_after;
-        let t = spi(run(
-            self.client,
+        let t = self.run(
             stmt,
             &[
                 self.tenant.into(),
@@ -509,7 +477,7 @@ impl<'a, 'c> Store<'a, 'c> {
                 h.map(|h| h.disposition.as_str()).into(),
                 ttl.into(),
             ],
-        ));
+        );
         if t.is_empty() {
             // Opening a hold: no row means the hold id or the event id was
             // taken by a concurrent call; the event id decides which.

@@ -2,10 +2,10 @@
 //! proposals and record tool calls, with the rules of
 //! spendguard_core::proposal.
 
-use super::store::{NewCall, ProposalStore, ToolCall};
+use super::store::{NewCall, ToolCall};
 use crate::jsonb::JsonbText;
+use crate::spi::with_db;
 use pgrx::datum::{Interval, TimestampWithTimeZone, Uuid};
-use pgrx::spi::Spi;
 use spendguard_core::enums::{Effect, PrincipalKind, Transport};
 use spendguard_core::proposal::{self as p, Status};
 use spendguard_core::{usage, validate, Error, Result};
@@ -17,16 +17,6 @@ pub struct Created {
     pub expires_at: TimestampWithTimeZone,
     pub args_hash: String,
     pub duplicate_of: Option<Uuid>,
-}
-
-fn with_store<R>(
-    tenant: &str,
-    f: impl FnOnce(&mut ProposalStore<'_, '_>) -> Result<R>,
-) -> Result<R> {
-    Spi::connect_mut(|client| {
-        let mut db = ProposalStore { client, tenant };
-        f(&mut db)
-    })
 }
 
 /// A required argument of an enumeration (spendguard_core::enums): NULL is
@@ -137,7 +127,7 @@ pub fn create(
     )?;
     let ttl = crate::args::ttl("ttl", validate::required("ttl", ttl)?)?;
     let tenant = crate::tenant::current()?;
-    with_store(&tenant, |db| {
+    with_db(&tenant, |db| {
         let nc = c.new_call();
         let key = usage::lock_key(
             &tenant,
@@ -160,7 +150,7 @@ pub fn create(
             });
         }
         let nonce = p::new_nonce();
-        let (id, expires_at) = db.create(&nc, payload, ttl, &p::nonce_hash(&nonce), key);
+        let (id, expires_at) = db.create_proposal(&nc, payload, ttl, &p::nonce_hash(&nonce), key);
         Ok(Created {
             id,
             token: Some(p::token(&id.to_string(), &nonce)),
@@ -193,15 +183,15 @@ fn close(
     let args_hash = args.map(|a| p::args_hash(&a.0, &mut guard)).transpose()?;
     let tenant = crate::tenant::current()?;
     let (id, nonce) = p::parse_token(&token)?;
-    with_store(&tenant, |db| {
+    with_db(&tenant, |db| {
         let (stored, known) = db.secret(&id);
         if !(p::nonce_matches(&nonce, &stored) & known) {
             return Err(p::invalid_token());
         }
-        let (status, expired, hash) = db.lock(&id).ok_or_else(p::invalid_token)?;
+        let (status, expired, hash) = db.lock_proposal(&id).ok_or_else(p::invalid_token)?;
         let args_match = args_hash.as_ref().map(|h| *h == hash);
         p::check_consumable(&id, status, expired, if apply { args_match } else { None })?;
-        Ok(db.close(&id, apply, &kind, &by))
+        Ok(db.close_proposal(&id, apply, &kind, &by))
     })
 }
 
@@ -225,7 +215,7 @@ pub fn reject(
 pub fn expire_stale(now: Option<TimestampWithTimeZone>) -> Result<i64> {
     let now = validate::required("now", now)?;
     let tenant = crate::tenant::current()?;
-    with_store(&tenant, |db| Ok(db.expire_stale(now)))
+    with_db(&tenant, |db| Ok(db.expire_stale(now)))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -260,7 +250,7 @@ pub fn record(
         }
     }
     let tenant = crate::tenant::current()?;
-    with_store(&tenant, |db| {
-        Ok(db.record(&c.new_call(), &status, result, error.as_deref()))
+    with_db(&tenant, |db| {
+        Ok(db.record_tool_call(&c.new_call(), &status, result, error.as_deref()))
     })
 }

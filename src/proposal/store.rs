@@ -2,18 +2,10 @@
 //! tool_call and proposal_secret, as cached prepared statements.
 
 use crate::jsonb::JsonbText;
-use crate::spi::{run, Stmt};
-use pgrx::datum::{DatumWithOid, Interval, TimestampWithTimeZone, Uuid};
-use pgrx::pg_sys::{PgBuiltInOids as T, PgOid};
-use pgrx::spi::{SpiClient, SpiResult, SpiTupleTable};
+use crate::spi::{spi, Db, Stmt, BYTEA, INT8, INTERVAL, JSONB, TEXT, TIMESTAMPTZ};
+use pgrx::datum::{Interval, TimestampWithTimeZone, Uuid};
+use pgrx::spi::SpiTupleTable;
 use spendguard_core::proposal::Status;
-
-const TEXT: PgOid = PgOid::BuiltIn(T::TEXTOID);
-const INT8: PgOid = PgOid::BuiltIn(T::INT8OID);
-const JSONB: PgOid = PgOid::BuiltIn(T::JSONBOID);
-const BYTEA: PgOid = PgOid::BuiltIn(T::BYTEAOID);
-const INTERVAL: PgOid = PgOid::BuiltIn(T::INTERVALOID);
-const TIMESTAMPTZ: PgOid = PgOid::BuiltIn(T::TIMESTAMPTZOID);
 
 /// Every column of tool_call, in table order (the result row's order).
 macro_rules! cols {
@@ -113,10 +105,6 @@ static RECORD: Stmt = Stmt {
     ],
 };
 
-fn spi<R>(r: SpiResult<R>) -> R {
-    r.unwrap_or_else(|e| panic!("spendguard: SPI failure: {e}"))
-}
-
 /// `spendguard.tool_call`, as owned values in column order.
 pub struct ToolCall {
     pub id: Option<Uuid>,
@@ -183,17 +171,8 @@ pub struct NewCall<'a> {
     pub args_hash: &'a str,
 }
 
-/// Proposal storage for one tenant inside one SPI connection.
-pub struct ProposalStore<'a, 'c> {
-    pub client: &'a mut SpiClient<'c>,
-    pub tenant: &'a str,
-}
-
-impl ProposalStore<'_, '_> {
-    fn query(&mut self, stmt: &'static Stmt, args: &[DatumWithOid<'_>]) -> SpiTupleTable<'_> {
-        spi(run(self.client, stmt, args))
-    }
-
+/// Proposal storage: an `impl` on the one store layer.
+impl Db<'_, '_> {
     /// Locks a proposal content (its key) until the transaction ends.
     pub fn lock_content(&mut self, key: i64) {
         crate::spi::advisory_xact_lock(key);
@@ -205,7 +184,7 @@ impl ProposalStore<'_, '_> {
         key: i64,
     ) -> Option<(Uuid, TimestampWithTimeZone)> {
         let t = self.tenant;
-        let r = self.query(
+        let r = self.run(
             &IN_FLIGHT,
             &[
                 t.into(),
@@ -226,7 +205,7 @@ impl ProposalStore<'_, '_> {
         ))
     }
 
-    pub fn create(
+    pub fn create_proposal(
         &mut self,
         c: &NewCall<'_>,
         payload: Option<JsonbText>,
@@ -235,7 +214,7 @@ impl ProposalStore<'_, '_> {
         key: i64,
     ) -> (Uuid, TimestampWithTimeZone) {
         let t = self.tenant;
-        let r = self.query(
+        let r = self.run(
             &CREATE,
             &[
                 t.into(),
@@ -263,7 +242,7 @@ impl ProposalStore<'_, '_> {
     /// id is unknown in this tenant) and whether the id is known.
     pub fn secret(&mut self, id: &str) -> (Vec<u8>, bool) {
         let t = self.tenant;
-        let r = self.query(&SECRET, &[t.into(), id.into()]);
+        let r = self.run(&SECRET, &[t.into(), id.into()]);
         let r = r.first();
         (
             spi(r.get::<Vec<u8>>(1)).expect("the sentinel secret exists"),
@@ -272,9 +251,9 @@ impl ProposalStore<'_, '_> {
     }
 
     /// (status, past its expiry, args_hash) of proposal `id`, locked.
-    pub fn lock(&mut self, id: &str) -> Option<(Status, bool, String)> {
+    pub fn lock_proposal(&mut self, id: &str) -> Option<(Status, bool, String)> {
         let t = self.tenant;
-        let r = self.query(&LOCK, &[t.into(), id.into()]);
+        let r = self.run(&LOCK, &[t.into(), id.into()]);
         if r.is_empty() {
             return None;
         }
@@ -288,20 +267,20 @@ impl ProposalStore<'_, '_> {
     }
 
     /// Closes proposal `id` as applied (or rejected) by `kind`/`by`.
-    pub fn close(&mut self, id: &str, applied: bool, kind: &str, by: &str) -> ToolCall {
+    pub fn close_proposal(&mut self, id: &str, applied: bool, kind: &str, by: &str) -> ToolCall {
         let t = self.tenant;
         let stmt = if applied { &APPLY } else { &REJECT };
-        let r = self.query(stmt, &[t.into(), id.into(), kind.into(), by.into()]);
+        let r = self.run(stmt, &[t.into(), id.into(), kind.into(), by.into()]);
         tool_call(&r.first())
     }
 
     pub fn expire_stale(&mut self, now: TimestampWithTimeZone) -> i64 {
         let t = self.tenant;
-        let r = self.query(&EXPIRE_STALE, &[t.into(), now.into()]);
+        let r = self.run(&EXPIRE_STALE, &[t.into(), now.into()]);
         spi(r.first().get::<i64>(1)).unwrap_or(0)
     }
 
-    pub fn record(
+    pub fn record_tool_call(
         &mut self,
         c: &NewCall<'_>,
         status: &str,
@@ -309,7 +288,7 @@ impl ProposalStore<'_, '_> {
         error: Option<&str>,
     ) -> Uuid {
         let t = self.tenant;
-        let r = self.query(
+        let r = self.run(
             &RECORD,
             &[
                 t.into(),

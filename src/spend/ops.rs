@@ -3,12 +3,11 @@
 //! per user, group and period (spend::reservation_budget), so their
 //! exposure, TTL, expiry, sweep, events and verify() are §1's.
 
-use super::store::SpendStore;
 use crate::args::{finite_time, now};
 use crate::budget::ops::guarantee_level;
-use crate::budget::store::{hold_exists, HoldWrite, NewEvent, Store};
+use crate::budget::store::{hold_exists, HoldWrite, NewEvent};
+use crate::spi::{with_db, Db};
 use pgrx::datum::{Interval, TimestampWithTimeZone};
-use pgrx::spi::Spi;
 use spendguard_core::budget::{self, Disposition, Usage};
 use spendguard_core::spend::{self, Period, ReservationStatus};
 use spendguard_core::{validate, Error, Result};
@@ -43,21 +42,6 @@ pub struct ReserveDecision {
     pub expires_at: Option<TimestampWithTimeZone>,
 }
 
-fn with_store<R>(tenant: &str, f: impl FnOnce(&mut SpendStore<'_, '_>) -> Result<R>) -> Result<R> {
-    Spi::connect_mut(|client| {
-        let mut db = SpendStore { client, tenant };
-        f(&mut db)
-    })
-}
-
-/// The budget store over the same SPI connection.
-fn budgets<'a, 'c>(db: &'a mut SpendStore<'_, 'c>) -> Store<'a, 'c> {
-    Store {
-        client: &mut *db.client,
-        tenant: db.tenant,
-    }
-}
-
 /// A finite time argument as microseconds (crate::args::finite_time).
 fn time_arg(name: &str, v: Option<TimestampWithTimeZone>) -> Result<i64> {
     Ok(i64::from(finite_time(name, v)?))
@@ -81,7 +65,7 @@ pub fn upsert_daily(
     let cost = validate::amount("cost_micros", cost)?;
     let tenant = crate::tenant::current()?;
     let day = spend::utc_day(at);
-    with_store(&tenant, |db| {
+    with_db(&tenant, |db| {
         let total = db.upsert_daily(&user, &group, day, cost);
         Ok(DailyRow {
             tenant_id: tenant.clone(),
@@ -101,7 +85,7 @@ pub fn since(
     let (user, group) = ids(user, group)?;
     let from = spend::utc_day(time_arg("period_start", start)?);
     let tenant = crate::tenant::current()?;
-    with_store(&tenant, |db| {
+    with_db(&tenant, |db| {
         Ok(db.spent(&user, &group, from, i64::from(i32::MAX)))
     })
 }
@@ -110,7 +94,7 @@ pub fn group_since(group: Option<String>, start: Option<TimestampWithTimeZone>) 
     let group = validate::id("group_id", group)?;
     let from = spend::utc_day(time_arg("period_start", start)?);
     let tenant = crate::tenant::current()?;
-    with_store(&tenant, |db| Ok(db.group_spent(&group, from)))
+    with_db(&tenant, |db| Ok(db.group_spent(&group, from)))
 }
 
 pub fn set_group_budget(
@@ -130,7 +114,7 @@ pub fn set_group_budget(
         }
     };
     let tenant = crate::tenant::current()?;
-    with_store(&tenant, |db| {
+    with_db(&tenant, |db| {
         db.set_budget(&group, budget);
         Ok(())
     })
@@ -144,7 +128,7 @@ pub fn set_user_override(
     let (user, group) = ids(user, group)?;
     let limit = validate::opt_amount("limit_micros", limit)?;
     let tenant = crate::tenant::current()?;
-    with_store(&tenant, |db| {
+    with_db(&tenant, |db| {
         db.set_override(&user, &group, limit);
         Ok(())
     })
@@ -152,7 +136,7 @@ pub fn set_user_override(
 
 /// The limit and period bounds of a user in a group at day `day`.
 fn limit_at(
-    db: &mut SpendStore<'_, '_>,
+    db: &mut Db<'_, '_>,
     user: &str,
     group: &str,
     day: i64,
@@ -172,7 +156,7 @@ fn limit_at(
 /// exposure at all has none to count.
 /// Returns whether `new_hold` is taken, the spend and the reserved sum.
 fn lock_period(
-    db: &mut SpendStore<'_, '_>,
+    db: &mut Db<'_, '_>,
     user: &str,
     group: &str,
     start: i64,
@@ -180,7 +164,7 @@ fn lock_period(
     new_hold: Option<&str>,
 ) -> (Usage, bool, i64, i64) {
     let key = spend::reservation_budget(user, group);
-    let (usage, taken) = budgets(db).lock_usage(&key, grant_of(start), new_hold);
+    let (usage, taken) = db.lock_usage(&key, grant_of(start), new_hold);
     let reserved_from = (usage.exposed != 0).then_some((key.as_str(), start, now()));
     let (spent, reserved) = db.spent_and_reserved(user, group, start, end, reserved_from);
     (usage, taken, spent, reserved)
@@ -201,7 +185,7 @@ pub fn check(
     let cost = validate::amount("cost_micros", cost)?;
     let day = spend::utc_day(time_arg("at", at)?);
     let tenant = crate::tenant::current()?;
-    with_store(&tenant, |db| {
+    with_db(&tenant, |db| {
         let (limit, start, end) = limit_at(db, &user, &group, day)?;
         let key = spend::reservation_budget(&user, &group);
         let (spent, reserved) =
@@ -232,7 +216,7 @@ pub fn charge(
     let cost = validate::amount("cost_micros", cost)?;
     let day = spend::utc_day(time_arg("at", at)?);
     let tenant = crate::tenant::current()?;
-    let d = with_store(&tenant, |db| {
+    let d = with_db(&tenant, |db| {
         let (limit, start, end) = limit_at(db, &user, &group, day)?;
         let (_, _, spent, reserved) = lock_period(db, &user, &group, start, end, None);
         let counted = spend::total(spent, reserved, "spend")?;
@@ -285,7 +269,7 @@ pub fn reserve(
     let day = spend::utc_day(time_arg("at", at)?);
     let ttl = crate::args::ttl("ttl", validate::required("ttl", ttl)?)?;
     let tenant = crate::tenant::current()?;
-    with_store(&tenant, |db| {
+    with_db(&tenant, |db| {
         let (limit, start, end) = limit_at(db, &user, &group, day)?;
         let (usage, taken, spent, reserved) =
             lock_period(db, &user, &group, start, end, Some(&hold_id));
@@ -300,7 +284,7 @@ pub fn reserve(
             budget::Decision::Authorized(after) if allowed => after,
             _ => usage,
         };
-        budgets(db).commit(
+        db.commit(
             &NewEvent {
                 event_id: None,
                 fingerprint: None,
@@ -354,8 +338,8 @@ fn close(hold_id: Option<String>, cost: Option<i64>, settle: bool) -> Result<Opt
     let not_found = || Error::HoldNotFound {
         hold_id: hold_id.clone(),
     };
-    with_store(&tenant, |db| {
-        let (usage, hold) = budgets(db).lock_hold(&hold_id).ok_or_else(not_found)?;
+    with_db(&tenant, |db| {
+        let (usage, hold) = db.lock_hold(&hold_id).ok_or_else(not_found)?;
         let r = db.lock_reservation(&hold_id).ok_or_else(not_found)?;
         spend::check_reservation_open(&hold_id, r.status)?;
         if hold.disposition == Disposition::Open {
@@ -365,7 +349,7 @@ fn close(hold_id: Option<String>, cost: Option<i64>, settle: bool) -> Result<Opt
                 ..hold.clone()
             };
             let out = budget::mutate_hold(budget::Mutation::Release, usage, &open, None, 0, 0)?;
-            budgets(db).commit(
+            db.commit(
                 &NewEvent {
                     event_id: None,
                     fingerprint: None,
@@ -416,7 +400,7 @@ pub fn purge(before: Option<pgrx::datum::Date>) -> Result<i64> {
         ));
     }
     let tenant = crate::tenant::current()?;
-    with_store(&tenant, |db| {
-        Ok(db.purge(i64::from(before.to_pg_epoch_days())))
+    with_db(&tenant, |db| {
+        Ok(db.purge_spend(i64::from(before.to_pg_epoch_days())))
     })
 }

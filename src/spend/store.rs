@@ -3,17 +3,9 @@
 //! cached prepared statements. No rules here. Reservations' holds go
 //! through the budget store (super::super::budget::store).
 
-use crate::spi::{run, versioned, Stmt, Versioned};
+use crate::spi::{spi, versioned, Db, Stmt, Versioned, BOOL, DATE, INT8, TEXT, TIMESTAMPTZ};
 use pgrx::datum::Date;
-use pgrx::pg_sys::{PgBuiltInOids as T, PgOid};
-use pgrx::spi::{SpiClient, SpiResult};
 use spendguard_core::spend::{Period, ReservationStatus};
-
-const TEXT: PgOid = PgOid::BuiltIn(T::TEXTOID);
-const INT8: PgOid = PgOid::BuiltIn(T::INT8OID);
-const DATE: PgOid = PgOid::BuiltIn(T::DATEOID);
-const TIMESTAMPTZ: PgOid = PgOid::BuiltIn(T::TIMESTAMPTZOID);
-const BOOL: PgOid = PgOid::BuiltIn(T::BOOLOID);
 
 // The rows of a user and group are found by their key: in this release's
 // schema the digest of the two ids (index daily_spend_key,
@@ -220,10 +212,6 @@ pub fn date(day: i64) -> Date {
     }
 }
 
-fn spi<T>(r: SpiResult<T>) -> T {
-    r.unwrap_or_else(|e| panic!("spendguard: SPI failure: {e}"))
-}
-
 /// A reservation as stored.
 pub struct Reservation {
     pub user_id: String,
@@ -232,18 +220,8 @@ pub struct Reservation {
     pub status: ReservationStatus,
 }
 
-/// Spend storage for one tenant inside one SPI connection.
-pub struct SpendStore<'a, 'c> {
-    pub client: &'a mut SpiClient<'c>,
-    pub tenant: &'a str,
-}
-
-impl SpendStore<'_, '_> {
-    fn one_i64(&mut self, stmt: &'static Stmt, args: &[pgrx::datum::DatumWithOid<'_>]) -> i64 {
-        let t = spi(run(self.client, stmt, args));
-        spi(t.first().get::<i64>(1)).unwrap_or(0)
-    }
-
+/// Spend storage: an `impl` on the one store layer.
+impl Db<'_, '_> {
     /// Adds `cost` to the user's row of `day`; the row's total after.
     pub fn upsert_daily(&mut self, user: &str, group: &str, day: i64, cost: i64) -> i64 {
         let t = self.tenant;
@@ -287,8 +265,7 @@ impl SpendStore<'_, '_> {
         let (key, grant, now) = reserved_from.unwrap_or(("", 0, 0));
         let now =
             pgrx::datum::TimestampWithTimeZone::try_from(now).expect("now() is a timestamptz");
-        let t = spi(run(
-            self.client,
+        let t = self.run(
             SPENT_AND_RESERVED.pick(),
             &[
                 self.tenant.into(),
@@ -301,7 +278,7 @@ impl SpendStore<'_, '_> {
                 reserved_from.is_some().into(),
                 now.into(),
             ],
-        ));
+        );
         let r = t.first();
         (
             spi(r.get::<i64>(1)).unwrap_or(0),
@@ -340,11 +317,10 @@ impl SpendStore<'_, '_> {
 
     /// (group budget, user override).
     pub fn limits(&mut self, user: &str, group: &str) -> (Option<(i64, Period)>, Option<i64>) {
-        let t = spi(run(
-            self.client,
+        let t = self.run(
             LIMITS.pick(),
             &[self.tenant.into(), user.into(), group.into()],
-        ));
+        );
         let r = t.first();
         let limit: Option<i64> = spi(r.get(1));
         let period: Option<String> = spi(r.get(2));
@@ -359,8 +335,7 @@ impl SpendStore<'_, '_> {
 
     pub fn set_budget(&mut self, group: &str, limit: Option<(i64, Period)>) {
         match limit {
-            Some((l, p)) => spi(run(
-                self.client,
+            Some((l, p)) => self.run(
                 &SET_BUDGET,
                 &[
                     self.tenant.into(),
@@ -368,27 +343,21 @@ impl SpendStore<'_, '_> {
                     l.into(),
                     p.as_str().into(),
                 ],
-            )),
-            None => spi(run(
-                self.client,
-                &DROP_BUDGET,
-                &[self.tenant.into(), group.into()],
-            )),
+            ),
+            None => self.run(&DROP_BUDGET, &[self.tenant.into(), group.into()]),
         };
     }
 
     pub fn set_override(&mut self, user: &str, group: &str, limit: Option<i64>) {
         match limit {
-            Some(l) => spi(run(
-                self.client,
+            Some(l) => self.run(
                 SET_OVERRIDE.pick(),
                 &[self.tenant.into(), user.into(), group.into(), l.into()],
-            )),
-            None => spi(run(
-                self.client,
+            ),
+            None => self.run(
                 DROP_OVERRIDE.pick(),
                 &[self.tenant.into(), user.into(), group.into()],
-            )),
+            ),
         };
     }
 
@@ -402,8 +371,7 @@ impl SpendStore<'_, '_> {
         day: i64,
         estimate: i64,
     ) -> pgrx::datum::TimestampWithTimeZone {
-        let t = spi(run(
-            self.client,
+        let t = self.run(
             &NEW_RESERVATION,
             &[
                 self.tenant.into(),
@@ -413,16 +381,12 @@ impl SpendStore<'_, '_> {
                 date(day).into(),
                 estimate.into(),
             ],
-        ));
+        );
         spi(t.first().get(1)).expect("a reservation's hold has a TTL")
     }
 
     pub fn lock_reservation(&mut self, hold_id: &str) -> Option<Reservation> {
-        let t = spi(run(
-            self.client,
-            &LOCK_RESERVATION,
-            &[self.tenant.into(), hold_id.into()],
-        ));
+        let t = self.run(&LOCK_RESERVATION, &[self.tenant.into(), hold_id.into()]);
         if t.is_empty() {
             return None;
         }
@@ -443,8 +407,7 @@ impl SpendStore<'_, '_> {
         status: ReservationStatus,
         cost: Option<i64>,
     ) {
-        spi(run(
-            self.client,
+        self.run(
             &CLOSE_RESERVATION,
             &[
                 self.tenant.into(),
@@ -452,10 +415,10 @@ impl SpendStore<'_, '_> {
                 status.as_str().into(),
                 cost.into(),
             ],
-        ));
+        );
     }
 
-    pub fn purge(&mut self, before: i64) -> i64 {
+    pub fn purge_spend(&mut self, before: i64) -> i64 {
         let t = self.tenant;
         self.one_i64(&PURGE, &[t.into(), date(before).into()])
     }

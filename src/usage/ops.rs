@@ -1,9 +1,9 @@
 //! The operations of SPEC.md §3: validate, lock the cap, sum the window,
 //! decide with spendguard_core::usage, record.
 
-use super::store::{NewUsage, UsageStore};
+use super::store::NewUsage;
+use crate::spi::with_db;
 use pgrx::datum::{Interval, TimestampWithTimeZone, Uuid};
-use pgrx::spi::Spi;
 use spendguard_core::enums::PrincipalKind;
 use spendguard_core::usage;
 use spendguard_core::{validate, Error, Result};
@@ -13,13 +13,6 @@ pub struct Cap {
     pub allowed: bool,
     pub used: i64,
     pub remaining: i64,
-}
-
-fn with_store<R>(tenant: &str, f: impl FnOnce(&mut UsageStore<'_, '_>) -> Result<R>) -> Result<R> {
-    Spi::connect_mut(|client| {
-        let mut db = UsageStore { client, tenant };
-        f(&mut db)
-    })
 }
 
 fn window(v: Option<Interval>) -> Result<Interval> {
@@ -52,8 +45,8 @@ pub fn record(
     let conversation = validate::opt_id("conversation_id", conversation_id)?;
     let at = crate::args::finite_time("at", at)?;
     let tenant = crate::tenant::current()?;
-    with_store(&tenant, |db| {
-        Ok(db.record(&NewUsage {
+    with_db(&tenant, |db| {
+        Ok(db.record_usage(&NewUsage {
             integration_id: &integration,
             principal_kind: &kind,
             principal_id: &id,
@@ -91,7 +84,7 @@ pub fn check(
     let budget = validate::amount("token_budget", token_budget)?;
     let window = window(time_window)?;
     let tenant = crate::tenant::current()?;
-    let used = with_store(&tenant, |db| {
+    let used = with_db(&tenant, |db| {
         Ok(db.window_tokens([&integration, &kind, &id], window))
     })?;
     let (allowed, remaining) = usage::check(used, budget);
@@ -126,8 +119,8 @@ pub fn charge(
     let budget = validate::amount("token_budget", token_budget)?;
     let window = window(time_window)?;
     let tenant = crate::tenant::current()?;
-    with_store(&tenant, |db| {
-        db.lock(usage::lock_key(
+    with_db(&tenant, |db| {
+        db.lock_cap(usage::lock_key(
             &tenant,
             "usage",
             &[&integration, &kind, &id],
@@ -135,7 +128,7 @@ pub fn charge(
         let used = db.window_tokens([&integration, &kind, &id], window);
         let allowed = usage::charge_fits(used, tokens, budget);
         let used = if allowed {
-            db.record(&NewUsage {
+            db.record_usage(&NewUsage {
                 integration_id: &integration,
                 principal_kind: &kind,
                 principal_id: &id,
@@ -171,8 +164,8 @@ pub fn call_charge(
     let max = validate::amount("max_calls", max_calls)?;
     let window = window(time_window)?;
     let tenant = crate::tenant::current()?;
-    with_store(&tenant, |db| {
-        db.lock(usage::lock_key(&tenant, "calls", &[&kind, &id, &tool]));
+    with_db(&tenant, |db| {
+        db.lock_cap(usage::lock_key(&tenant, "calls", &[&kind, &id, &tool]));
         let used = db.window_calls([&kind, &id, &tool], window);
         let allowed = usage::charge_fits(used, 1, max);
         if allowed {
@@ -195,7 +188,7 @@ pub fn purge(before: Option<TimestampWithTimeZone>) -> Result<i64> {
         ));
     }
     let tenant = crate::tenant::current()?;
-    with_store(&tenant, |db| Ok(db.purge(before)))
+    with_db(&tenant, |db| Ok(db.purge_usage(before)))
 }
 
 fn now() -> TimestampWithTimeZone {

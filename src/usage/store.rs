@@ -1,15 +1,8 @@
 //! The SQL of rolling-window caps: every read and write of usage_event and
 //! call_event, as cached prepared statements. No rules here.
 
-use crate::spi::{run, versioned, Stmt, Versioned};
-use pgrx::datum::{DatumWithOid, Interval, TimestampWithTimeZone};
-use pgrx::pg_sys::{PgBuiltInOids as T, PgOid};
-use pgrx::spi::{SpiClient, SpiResult};
-
-const TEXT: PgOid = PgOid::BuiltIn(T::TEXTOID);
-const INT8: PgOid = PgOid::BuiltIn(T::INT8OID);
-const INTERVAL: PgOid = PgOid::BuiltIn(T::INTERVALOID);
-const TIMESTAMPTZ: PgOid = PgOid::BuiltIn(T::TIMESTAMPTZOID);
+use crate::spi::{spi, versioned, Db, Stmt, Versioned, INT8, INTERVAL, TEXT, TIMESTAMPTZ};
+use pgrx::datum::{Interval, TimestampWithTimeZone};
 
 /// The rows of one window: in this release's schema by the digest of its
 /// ids (window_key, so the index entry fits with ids of 1,024 bytes; a
@@ -79,10 +72,6 @@ static PURGE: Stmt = Stmt {
     types: &[TEXT, TIMESTAMPTZ],
 };
 
-fn spi<T>(r: SpiResult<T>) -> T {
-    r.unwrap_or_else(|e| panic!("spendguard: SPI failure: {e}"))
-}
-
 /// What a use records.
 pub struct NewUsage<'a> {
     pub integration_id: &'a str,
@@ -95,22 +84,12 @@ pub struct NewUsage<'a> {
     pub at: TimestampWithTimeZone,
 }
 
-/// Usage storage for one tenant inside one SPI connection.
-pub struct UsageStore<'a, 'c> {
-    pub client: &'a mut SpiClient<'c>,
-    pub tenant: &'a str,
-}
-
-impl UsageStore<'_, '_> {
-    fn one(&mut self, stmt: &'static Stmt, args: &[DatumWithOid<'_>]) -> i64 {
-        let t = spi(run(self.client, stmt, args));
-        spi(t.first().get::<i64>(1)).unwrap_or(0)
-    }
-
+/// Usage storage: an `impl` on the one store layer.
+impl Db<'_, '_> {
     /// (key, window) → tokens used in it.
     pub fn window_tokens(&mut self, key: [&str; 3], window: Interval) -> i64 {
         let t = self.tenant;
-        self.one(
+        self.one_i64(
             WINDOW_TOKENS.pick(),
             &[
                 t.into(),
@@ -125,7 +104,7 @@ impl UsageStore<'_, '_> {
     /// (principal kind, principal id, tool) → calls in the window.
     pub fn window_calls(&mut self, key: [&str; 3], window: Interval) -> i64 {
         let t = self.tenant;
-        self.one(
+        self.one_i64(
             WINDOW_CALLS.pick(),
             &[
                 t.into(),
@@ -137,9 +116,8 @@ impl UsageStore<'_, '_> {
         )
     }
 
-    pub fn record(&mut self, u: &NewUsage<'_>) -> pgrx::datum::Uuid {
-        let t = spi(run(
-            self.client,
+    pub fn record_usage(&mut self, u: &NewUsage<'_>) -> pgrx::datum::Uuid {
+        let t = self.run(
             &RECORD_USAGE,
             &[
                 self.tenant.into(),
@@ -152,13 +130,12 @@ impl UsageStore<'_, '_> {
                 u.conversation_id.into(),
                 u.at.into(),
             ],
-        ));
+        );
         spi(t.first().get::<pgrx::datum::Uuid>(1)).expect("id is NOT NULL")
     }
 
     pub fn record_call(&mut self, key: [&str; 3]) {
-        spi(run(
-            self.client,
+        self.run(
             &RECORD_CALL,
             &[
                 self.tenant.into(),
@@ -166,10 +143,10 @@ impl UsageStore<'_, '_> {
                 key[1].into(),
                 key[2].into(),
             ],
-        ));
+        );
     }
 
-    pub fn lock(&mut self, digest: i64) {
+    pub fn lock_cap(&mut self, digest: i64) {
         // One cap's decisions are made one at a time: a transaction-scoped
         // advisory lock on a 64-bit digest of the cap's key (nothing to
         // write, released at commit or rollback, fine behind a transaction
@@ -177,8 +154,8 @@ impl UsageStore<'_, '_> {
         crate::spi::advisory_xact_lock(digest);
     }
 
-    pub fn purge(&mut self, before: TimestampWithTimeZone) -> i64 {
+    pub fn purge_usage(&mut self, before: TimestampWithTimeZone) -> i64 {
         let t = self.tenant;
-        self.one(&PURGE, &[t.into(), before.into()])
+        self.one_i64(&PURGE, &[t.into(), before.into()])
     }
 }
