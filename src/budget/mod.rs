@@ -2,6 +2,7 @@
 //! only moves arguments into `ops` and the result into a composite; the
 //! rules live in spendguard-core, the SQL in `store`.
 
+pub mod holds;
 pub mod ops;
 pub mod store;
 

@@ -224,28 +224,19 @@ pub fn authorize(a: AuthorizeArgs) -> Result<HoldDecision> {
             Decision::Authorized(after) => (after, None),
             Decision::Denied(reason) => (usage, Some(reason.as_str())),
         };
-        let guarantee = guarantee_level();
+        let ev = NewEvent::new(kind, &cap, grant, after)
+            .idempotent(event_id.as_deref(), fp.as_ref().map(Fingerprint::as_str))
+            .hold(hold_id.as_deref())
+            .denied(denial)
+            .units(requested, 0)
+            .limits([
+                limits.max_invocations,
+                limits.max_cost_per_invocation,
+                limits.max_total_cost,
+            ])
+            .authority(authority.as_ref());
         let seq = db.commit(
-            &NewEvent {
-                event_id: event_id.as_deref(),
-                fingerprint: fp.as_ref().map(Fingerprint::as_str),
-                hold_id: hold_id.as_deref(),
-                capability_id: &cap,
-                grant_index: grant,
-                kind,
-                allowed: denial.is_none(),
-                denial_reason: denial,
-                exposure_units: requested,
-                realized_spend_units: 0,
-                limits: [
-                    limits.max_invocations,
-                    limits.max_cost_per_invocation,
-                    limits.max_total_cost,
-                ],
-                usage_after: after,
-                authority: authority.as_ref(),
-                guarantee_level: guarantee,
-            },
+            &ev,
             if hold_id.is_some() {
                 HoldWrite::Open(a.ttl)
             } else {
@@ -261,7 +252,7 @@ pub fn authorize(a: AuthorizeArgs) -> Result<HoldDecision> {
             invocation_count_after: after.invocation_count,
             commit_index: denial.is_none().then_some(seq),
             event_id: event_id.clone(),
-            guarantee_level: guarantee.to_string(),
+            guarantee_level: ev.guarantee_level.to_string(),
             budget_term: authority.as_ref().map(Authority::term),
         })
     })
@@ -351,24 +342,13 @@ pub fn mutate(m: Mutation, a: MutateArgs) -> Result<HoldMutation> {
             Some(h) => (h.capability_id.clone(), h.grant_index),
             None => (cap.clone().unwrap_or_default(), grant.unwrap_or_default()),
         };
-        let guarantee = guarantee_level();
+        let ev = NewEvent::new(kind, &cap, grant, outcome.usage)
+            .idempotent(event_id.as_deref(), fp.as_ref().map(Fingerprint::as_str))
+            .hold(hold_id.as_deref())
+            .units(outcome.exposure_units, outcome.realized_units)
+            .authority(authority.as_ref());
         let seq = db.commit(
-            &NewEvent {
-                event_id: event_id.as_deref(),
-                fingerprint: fp.as_ref().map(Fingerprint::as_str),
-                hold_id: hold_id.as_deref(),
-                capability_id: &cap,
-                grant_index: grant,
-                kind,
-                allowed: true,
-                denial_reason: None,
-                exposure_units: outcome.exposure_units,
-                realized_spend_units: outcome.realized_units,
-                limits: [None, None, None],
-                usage_after: outcome.usage,
-                authority: authority.as_ref(),
-                guarantee_level: guarantee,
-            },
+            &ev,
             outcome
                 .hold
                 .as_ref()
@@ -383,7 +363,7 @@ pub fn mutate(m: Mutation, a: MutateArgs) -> Result<HoldMutation> {
             invocation_count_after: outcome.usage.invocation_count,
             commit_index: seq,
             event_id: event_id.clone(),
-            guarantee_level: guarantee.to_string(),
+            guarantee_level: ev.guarantee_level.to_string(),
             budget_term: authority.as_ref().map(Authority::term),
         })
     })
@@ -416,22 +396,10 @@ pub fn try_increment(
         }
         let after = budget::try_increment(usage, max)?;
         db.commit(
-            &NewEvent {
-                event_id: event_id.as_deref(),
-                fingerprint: fp.as_ref().map(Fingerprint::as_str),
-                hold_id: None,
-                capability_id: &cap,
-                grant_index: grant,
-                kind,
-                allowed: after.is_some(),
-                denial_reason: after.is_none().then_some("max_invocations"),
-                exposure_units: 0,
-                realized_spend_units: 0,
-                limits: [max, None, None],
-                usage_after: after.unwrap_or(usage),
-                authority: None,
-                guarantee_level: guarantee_level(),
-            },
+            &NewEvent::new(kind, &cap, grant, after.unwrap_or(usage))
+                .idempotent(event_id.as_deref(), fp.as_ref().map(Fingerprint::as_str))
+                .denied(after.is_none().then_some("max_invocations"))
+                .limits([max, None, None]),
             HoldWrite::None,
         )?;
         Ok(after.is_some())
@@ -456,22 +424,9 @@ pub fn expire_budget_holds(
             continue;
         };
         db.commit(
-            &NewEvent {
-                event_id: None,
-                fingerprint: None,
-                hold_id: Some(&hold.hold_id),
-                capability_id: cap,
-                grant_index: grant,
-                kind: "expire_exposure",
-                allowed: true,
-                denial_reason: None,
-                exposure_units: out.exposure_units,
-                realized_spend_units: 0,
-                limits: [None, None, None],
-                usage_after: out.usage,
-                authority: None,
-                guarantee_level: guarantee_level(),
-            },
+            &NewEvent::new("expire_exposure", cap, grant, out.usage)
+                .hold(Some(&hold.hold_id))
+                .units(out.exposure_units, 0),
             HoldWrite::Update(out.hold.as_ref().expect("expire_hold returns the hold")),
         )?;
         usage = out.usage;

@@ -70,6 +70,16 @@ static EXPIRY_CANDIDATES: Stmt = Stmt {
     types: &[TEXT, TIMESTAMPTZ, INT8],
 };
 
+/// The remaining exposure of a budget's open holds with a TTL not expired
+/// at $4 (index budget_hold_budget_expiry): what holds opened by other
+/// capabilities (budget/holds.rs) still hold.
+static OPEN_EXPOSURE: Stmt = Stmt {
+    sql: "SELECT coalesce(sum(remaining_exposure), 0)::bigint FROM spendguard.budget_hold \
+          WHERE tenant_id = $1 AND capability_id = $2 AND grant_index = $3 \
+            AND disposition = 'open' AND expires_at IS NOT NULL AND expires_at > $4",
+    types: &[TEXT, TEXT, INT4, TIMESTAMPTZ],
+};
+
 /// LOCK_USAGE for the sweep: a budget another call holds is skipped, not
 /// waited for (the next sweep gets it).
 static LOCK_USAGE_SKIP_LOCKED: Stmt = Stmt {
@@ -259,7 +269,7 @@ pub struct RecordedEvent {
 /// What one call writes besides the usage row. A new hold takes its
 /// values from the event (hold id, exposure, authority) and its TTL from
 /// here (`expires_at = now() + ttl`).
-pub enum HoldWrite<'a> {
+pub(super) enum HoldWrite<'a> {
     None,
     Open(Option<Interval>),
     Update(&'a Hold),
@@ -267,7 +277,7 @@ pub enum HoldWrite<'a> {
 
 /// One call's writes: the event (always), the usage after it (when allowed)
 /// and the hold.
-pub struct NewEvent<'a> {
+pub(super) struct NewEvent<'a> {
     pub event_id: Option<&'a str>,
     pub fingerprint: Option<&'a str>,
     pub hold_id: Option<&'a str>,
@@ -292,12 +302,86 @@ fn usage_of(t: &SpiTupleTable<'_>) -> Usage {
     }
 }
 
+impl<'a> NewEvent<'a> {
+    /// The one constructor of an event: an allowed `kind` on a budget that
+    /// leaves it at `usage_after`, with no event id, hold, amounts, limits
+    /// or authority, at this commit's guarantee level. The builders below
+    /// set the rest.
+    pub(super) fn new(
+        kind: &'static str,
+        capability_id: &'a str,
+        grant_index: i32,
+        usage_after: Usage,
+    ) -> Self {
+        NewEvent {
+            event_id: None,
+            fingerprint: None,
+            hold_id: None,
+            capability_id,
+            grant_index,
+            kind,
+            allowed: true,
+            denial_reason: None,
+            exposure_units: 0,
+            realized_spend_units: 0,
+            limits: [None, None, None],
+            usage_after,
+            authority: None,
+            guarantee_level: super::ops::guarantee_level(),
+        }
+    }
+
+    /// The idempotency key and the request's fingerprint.
+    pub(super) fn idempotent(
+        mut self,
+        event_id: Option<&'a str>,
+        fingerprint: Option<&'a str>,
+    ) -> Self {
+        self.event_id = event_id;
+        self.fingerprint = fingerprint;
+        self
+    }
+
+    pub(super) fn hold(mut self, hold_id: Option<&'a str>) -> Self {
+        self.hold_id = hold_id;
+        self
+    }
+
+    /// A denial (`allowed = false`) when `reason` is given.
+    pub(super) fn denied(mut self, reason: Option<&'static str>) -> Self {
+        self.allowed = reason.is_none();
+        self.denial_reason = reason;
+        self
+    }
+
+    pub(super) fn units(mut self, exposure: i64, realized: i64) -> Self {
+        self.exposure_units = exposure;
+        self.realized_spend_units = realized;
+        self
+    }
+
+    pub(super) fn limits(mut self, limits: [Option<i64>; 3]) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub(super) fn authority(mut self, authority: Option<&'a Authority>) -> Self {
+        self.authority = authority;
+        self
+    }
+}
+
 /// Budget storage: an `impl` on the one store layer.
 impl Db<'_, '_> {
     /// Locks the budget row (creating it at zero on first use) and returns
     /// its counters, and whether `hold_id` is taken. Every decision on a
     /// budget goes through this lock.
-    pub fn lock_usage(&mut self, cap: &str, grant: i32, hold_id: Option<&str>) -> (Usage, bool) {
+    pub(super) fn lock_usage(
+        &mut self,
+        cap: &str,
+        grant: i32,
+        hold_id: Option<&str>,
+    ) -> (Usage, bool) {
         let lock = if hold_id.is_some() {
             &LOCK_USAGE_NEW_HOLD
         } else {
@@ -321,7 +405,7 @@ impl Db<'_, '_> {
     }
 
     /// Locks a hold and its budget; `None` when the hold does not exist.
-    pub fn lock_hold(&mut self, hold_id: &str) -> Option<(Usage, Hold)> {
+    pub(super) fn lock_hold(&mut self, hold_id: &str) -> Option<(Usage, Hold)> {
         let t = self.run(&LOCK_HOLD, &[self.tenant.into(), hold_id.into()]);
         if t.is_empty() {
             return None;
@@ -346,7 +430,7 @@ impl Db<'_, '_> {
 
     /// The budgets that have open holds past their expiry at `now`, in the
     /// order of their oldest such hold, from the oldest `lim` holds.
-    pub fn expiry_candidates(&mut self, now: i64, lim: i64) -> Vec<(String, i32)> {
+    pub(super) fn expiry_candidates(&mut self, now: i64, lim: i64) -> Vec<(String, i32)> {
         let t = self.run(
             &EXPIRY_CANDIDATES,
             &[self.tenant.into(), timestamptz(now).into(), lim.into()],
@@ -364,9 +448,18 @@ impl Db<'_, '_> {
         out
     }
 
+    /// See OPEN_EXPOSURE.
+    pub(super) fn open_exposure(&mut self, cap: &str, grant: i32, now: i64) -> i64 {
+        let t = self.tenant;
+        self.one_i64(
+            &OPEN_EXPOSURE,
+            &[t.into(), cap.into(), grant.into(), timestamptz(now).into()],
+        )
+    }
+
     /// Locks a budget row unless another transaction holds it (`None`
     /// then, and when it does not exist).
-    pub fn try_lock_usage(&mut self, cap: &str, grant: i32) -> Option<Usage> {
+    pub(super) fn try_lock_usage(&mut self, cap: &str, grant: i32) -> Option<Usage> {
         let t = self.run(
             &LOCK_USAGE_SKIP_LOCKED,
             &[self.tenant.into(), cap.into(), grant.into()],
@@ -376,7 +469,13 @@ impl Db<'_, '_> {
 
     /// Locks up to `lim` open holds of a budget past their expiry at `now`,
     /// oldest first. Call only with the budget's row lock held.
-    pub fn lock_expired_holds(&mut self, cap: &str, grant: i32, now: i64, lim: i64) -> Vec<Hold> {
+    pub(super) fn lock_expired_holds(
+        &mut self,
+        cap: &str,
+        grant: i32,
+        now: i64,
+        lim: i64,
+    ) -> Vec<Hold> {
         let t = self.run(
             &LOCK_EXPIRED_HOLDS,
             &[
@@ -401,7 +500,7 @@ impl Db<'_, '_> {
         .collect()
     }
 
-    pub fn event(&mut self, event_id: &str) -> Option<RecordedEvent> {
+    pub(super) fn event(&mut self, event_id: &str) -> Option<RecordedEvent> {
         let t = self.run(&GET_EVENT, &[self.tenant.into(), event_id.into()]);
         if t.is_empty() {
             return None;
@@ -432,7 +531,7 @@ impl Db<'_, '_> {
     /// commit index when allowed). A denial writes the event only.
     /// SG003 when a new hold's id was taken meanwhile, SG004 when the event
     /// id was (both only by a concurrent call).
-    pub fn commit(&mut self, e: &NewEvent<'_>, hold: HoldWrite<'_>) -> Result<i64> {
+    pub(super) fn commit(&mut self, e: &NewEvent<'_>, hold: HoldWrite<'_>) -> Result<i64> {
         let opening = e.allowed && matches!(hold, HoldWrite::Open(_));
         let write = match (&hold, e.allowed) {
             (_, false) => &WRITE_EVENT,
@@ -513,7 +612,7 @@ fn timestamptz(micros: i64) -> TimestampWithTimeZone {
     TimestampWithTimeZone::try_from(micros).expect("a timestamptz read from PostgreSQL is valid")
 }
 
-pub fn hold_exists(hold_id: &str) -> Error {
+pub(super) fn hold_exists(hold_id: &str) -> Error {
     Error::HoldMismatch(format!(
         "hold \"{hold_id}\" already exists: a hold id can be opened only once"
     ))

@@ -3,12 +3,11 @@
 //! per user, group and period (spend::reservation_budget), so their
 //! exposure, TTL, expiry, sweep, events and verify() are §1's.
 
-use crate::args::{finite_time, now};
-use crate::budget::ops::guarantee_level;
-use crate::budget::store::{hold_exists, HoldWrite, NewEvent};
+use crate::args::finite_time;
+use crate::budget::holds;
 use crate::spi::{with_db, Db};
 use pgrx::datum::{Interval, TimestampWithTimeZone};
-use spendguard_core::budget::{self, Disposition, Usage};
+use spendguard_core::budget::Usage;
 use spendguard_core::spend::{self, Period, ReservationStatus};
 use spendguard_core::{validate, Error, Result};
 
@@ -148,13 +147,22 @@ fn limit_at(
     Ok((limit, start, end))
 }
 
+/// The §1 budget that carries a user's reservations in a group and period
+/// (spendguard_core::spend::reservation_budget; its grant_index is the
+/// period's first day). Its holds are opened and closed through the holds
+/// API (crate::budget::holds), never by spend's own SQL.
+fn period_budget(key: &str, start: i64) -> holds::Budget<'_> {
+    holds::Budget {
+        capability_id: key,
+        grant_index: i32::try_from(start).expect("a period start within PostgreSQL's dates"),
+    }
+}
+
 /// Locks the reservation budget of a user, group and period (creating it
 /// at zero), so that its charges and reservations are decided one at a
-/// time; then reads the period's spend and its open, unexpired
-/// reservations. An expired reservation stops counting at `expires_at`
-/// whether or not a sweep has closed its hold yet; a budget with no
-/// exposure at all has none to count.
-/// Returns whether `new_hold` is taken, the spend and the reserved sum.
+/// time (SG003 when `new_hold` is taken); then reads the period's spend and
+/// its open, unexpired reservations.
+/// Returns the budget's usage, the spend and the reserved sum.
 fn lock_period(
     db: &mut Db<'_, '_>,
     user: &str,
@@ -162,17 +170,12 @@ fn lock_period(
     start: i64,
     end: i64,
     new_hold: Option<&str>,
-) -> (Usage, bool, i64, i64) {
+) -> Result<(Usage, i64, i64)> {
     let key = spend::reservation_budget(user, group);
-    let (usage, taken) = db.lock_usage(&key, grant_of(start), new_hold);
-    let reserved_from = (usage.exposed != 0).then_some((key.as_str(), start, now()));
-    let (spent, reserved) = db.spent_and_reserved(user, group, start, end, reserved_from);
-    (usage, taken, spent, reserved)
-}
-
-/// The reservation budget's grant_index: the period's first day.
-fn grant_of(start: i64) -> i32 {
-    i32::try_from(start).expect("a period start within PostgreSQL's dates")
+    let b = period_budget(&key, start);
+    let usage = holds::lock(db, b, new_hold)?;
+    let reserved = holds::open_exposure(db, b, Some(usage));
+    Ok((usage, db.spent(user, group, start, end), reserved))
 }
 
 pub fn check(
@@ -188,8 +191,9 @@ pub fn check(
     with_db(&tenant, |db| {
         let (limit, start, end) = limit_at(db, &user, &group, day)?;
         let key = spend::reservation_budget(&user, &group);
-        let (spent, reserved) =
-            db.spent_and_reserved(&user, &group, start, end, Some((&key, start, now())));
+        // reads only, without the budget's lock
+        let reserved = holds::open_exposure(db, period_budget(&key, start), None);
+        let spent = db.spent(&user, &group, start, end);
         let counted = spend::total(spent, reserved, "spend")?;
         Ok(SpendDecision {
             allowed: spend::fits(counted, cost, limit),
@@ -218,7 +222,7 @@ pub fn charge(
     let tenant = crate::tenant::current()?;
     let d = with_db(&tenant, |db| {
         let (limit, start, end) = limit_at(db, &user, &group, day)?;
-        let (_, _, spent, reserved) = lock_period(db, &user, &group, start, end, None);
+        let (_, spent, reserved) = lock_period(db, &user, &group, start, end, None)?;
         let counted = spend::total(spent, reserved, "spend")?;
         let allowed = spend::fits(counted, cost, limit);
         let counted = if allowed {
@@ -271,45 +275,24 @@ pub fn reserve(
     let tenant = crate::tenant::current()?;
     with_db(&tenant, |db| {
         let (limit, start, end) = limit_at(db, &user, &group, day)?;
-        let (usage, taken, spent, reserved) =
-            lock_period(db, &user, &group, start, end, Some(&hold_id));
-        if taken {
-            return Err(hold_exists(&hold_id));
-        }
+        let (usage, spent, reserved) = lock_period(db, &user, &group, start, end, Some(&hold_id))?;
+        let r = spend::reserve(usage, spent, reserved, estimate, limit)?;
         let key = spend::reservation_budget(&user, &group);
-        let counted = spend::total(spent, reserved, "spend")?;
-        let allowed = spend::fits(counted, estimate, limit);
-        let grant = grant_of(start);
-        let after = match budget::authorize(usage, &budget::Limits::default(), estimate)? {
-            budget::Decision::Authorized(after) if allowed => after,
-            _ => usage,
+        let hold = holds::NewHold {
+            hold_id: &hold_id,
+            exposure: estimate,
+            ttl,
         };
-        db.commit(
-            &NewEvent {
-                event_id: None,
-                fingerprint: None,
-                hold_id: Some(&hold_id),
-                capability_id: &key,
-                grant_index: grant,
-                kind: "authorize_exposure",
-                allowed,
-                denial_reason: (!allowed).then_some("spend_limit"),
-                exposure_units: estimate,
-                realized_spend_units: 0,
-                limits: [None, None, None],
-                usage_after: after,
-                authority: None,
-                guarantee_level: guarantee_level(),
-            },
-            HoldWrite::Open(Some(ttl)),
-        )?;
-        let expires_at =
-            allowed.then(|| db.new_reservation(&hold_id, &user, &group, day, estimate));
-        let reserved = if allowed {
-            spend::total(reserved, estimate, "reserved")?
+        let decided = if r.allowed {
+            Ok(r.usage_after)
         } else {
-            reserved
+            Err((usage, "spend_limit"))
         };
+        let expires_at = holds::open(db, period_budget(&key, start), &hold, decided)?;
+        if r.allowed {
+            db.new_reservation(&hold_id, &user, &group, day, estimate);
+        }
+        let (allowed, reserved) = (r.allowed, r.reserved_after);
         Ok(ReserveDecision {
             allowed,
             spent_micros: spent,
@@ -335,40 +318,17 @@ fn close(hold_id: Option<String>, cost: Option<i64>, settle: bool) -> Result<Opt
         None
     };
     let tenant = crate::tenant::current()?;
-    let not_found = || Error::HoldNotFound {
-        hold_id: hold_id.clone(),
-    };
     with_db(&tenant, |db| {
-        let (usage, hold) = db.lock_hold(&hold_id).ok_or_else(not_found)?;
-        let r = db.lock_reservation(&hold_id).ok_or_else(not_found)?;
+        // lock order: budget row, hold, reservation
+        let hold = holds::lock_hold(db, &hold_id)?;
+        let r = db
+            .lock_reservation(&hold_id)
+            .ok_or_else(|| Error::HoldNotFound {
+                hold_id: hold_id.clone(),
+            })?;
         spend::check_reservation_open(&hold_id, r.status)?;
-        if hold.disposition == Disposition::Open {
-            // late is fine: an expired reservation is still settled
-            let open = budget::Hold {
-                expires_at: None,
-                ..hold.clone()
-            };
-            let out = budget::mutate_hold(budget::Mutation::Release, usage, &open, None, 0, 0)?;
-            db.commit(
-                &NewEvent {
-                    event_id: None,
-                    fingerprint: None,
-                    hold_id: Some(&hold_id),
-                    capability_id: &hold.capability_id,
-                    grant_index: hold.grant_index,
-                    kind: "release_exposure",
-                    allowed: true,
-                    denial_reason: None,
-                    exposure_units: out.exposure_units,
-                    realized_spend_units: 0,
-                    limits: [None, None, None],
-                    usage_after: out.usage,
-                    authority: None,
-                    guarantee_level: guarantee_level(),
-                },
-                HoldWrite::Update(out.hold.as_ref().expect("a hold mutation returns the hold")),
-            )?;
-        }
+        // late is fine: an expired reservation is still settled
+        holds::close(db, hold)?;
         let Some(c) = cost else {
             db.close_reservation(&hold_id, ReservationStatus::Cancelled, None);
             return Ok(None);

@@ -3,7 +3,7 @@
 //! cached prepared statements. No rules here. Reservations' holds go
 //! through the budget store (super::super::budget::store).
 
-use crate::spi::{spi, versioned, Db, Stmt, Versioned, BOOL, DATE, INT8, TEXT, TIMESTAMPTZ};
+use crate::spi::{spi, versioned, Db, Stmt, Versioned, DATE, INT8, TEXT};
 use pgrx::datum::Date;
 use spendguard_core::spend::{Period, ReservationStatus};
 
@@ -96,29 +96,6 @@ macro_rules! limits {
 }
 static LIMITS: Versioned = versioned!(limits, &[TEXT, TEXT, TEXT]);
 
-/// A user's spend over days [$4, $5) (a range scan of its key) and, when
-/// $8, the open reservations of the reservation budget not expired at $9
-/// (the partial index of open holds with a TTL: reservations always have
-/// one; $6 and $7 name that budget), in one statement: what a charge or
-/// a reservation reads under its lock.
-macro_rules! spent_and_reserved {
-    ($v:ident) => {
-        concat!(
-            "SELECT (",
-            spent!($v),
-            "), CASE WHEN $8 THEN (SELECT coalesce(sum(remaining_exposure), 0)::bigint \
-             FROM spendguard.budget_hold \
-             WHERE tenant_id = $1 AND capability_id = $6 AND grant_index = $7::int4 \
-             AND disposition = 'open' AND expires_at IS NOT NULL AND expires_at > $9) \
-             ELSE 0::bigint END"
-        )
-    };
-}
-static SPENT_AND_RESERVED: Versioned = versioned!(
-    spent_and_reserved,
-    &[TEXT, TEXT, TEXT, DATE, DATE, TEXT, INT8, BOOL, TIMESTAMPTZ]
-);
-
 static SET_BUDGET: Stmt = Stmt {
     sql: "INSERT INTO spendguard.spend_budget (tenant_id, group_id, limit_micros, period) \
           VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, group_id) \
@@ -157,9 +134,7 @@ static DROP_OVERRIDE: Versioned = versioned!(drop_override, &[TEXT, TEXT, TEXT])
 static NEW_RESERVATION: Stmt = Stmt {
     sql: "INSERT INTO spendguard.spend_reservation \
           (tenant_id, hold_id, user_id, group_id, day, estimate_micros) \
-          VALUES ($1, $2, $3, $4, $5, $6) \
-          RETURNING (SELECT h.expires_at FROM spendguard.budget_hold h \
-                     WHERE h.tenant_id = $1 AND h.hold_id = $2)",
+          VALUES ($1, $2, $3, $4, $5, $6)",
     types: &[TEXT, TEXT, TEXT, TEXT, DATE, INT8],
 };
 
@@ -251,41 +226,6 @@ impl Db<'_, '_> {
         )
     }
 
-    /// The user's spend over days [from, to) and, when `reserved_from` gives
-    /// the reservation budget (key, grant) and the time, its open unexpired
-    /// reservations (else 0): one statement.
-    pub fn spent_and_reserved(
-        &mut self,
-        user: &str,
-        group: &str,
-        from: i64,
-        to: i64,
-        reserved_from: Option<(&str, i64, i64)>,
-    ) -> (i64, i64) {
-        let (key, grant, now) = reserved_from.unwrap_or(("", 0, 0));
-        let now =
-            pgrx::datum::TimestampWithTimeZone::try_from(now).expect("now() is a timestamptz");
-        let t = self.run(
-            SPENT_AND_RESERVED.pick(),
-            &[
-                self.tenant.into(),
-                user.into(),
-                group.into(),
-                date(from).into(),
-                date(to).into(),
-                key.into(),
-                grant.into(),
-                reserved_from.is_some().into(),
-                now.into(),
-            ],
-        );
-        let r = t.first();
-        (
-            spi(r.get::<i64>(1)).unwrap_or(0),
-            spi(r.get::<i64>(2)).unwrap_or(0),
-        )
-    }
-
     /// Closes a reservation as settled with `cost` and adds the cost to the
     /// user's row of `day`, in one statement; the day's total after.
     pub fn settle_reservation(
@@ -361,8 +301,7 @@ impl Db<'_, '_> {
         };
     }
 
-    /// Records a new reservation of the hold just opened; returns the
-    /// hold's expires_at.
+    /// Records a new reservation of the hold just opened.
     pub fn new_reservation(
         &mut self,
         hold_id: &str,
@@ -370,11 +309,12 @@ impl Db<'_, '_> {
         group: &str,
         day: i64,
         estimate: i64,
-    ) -> pgrx::datum::TimestampWithTimeZone {
-        let t = self.run(
+    ) {
+        let t = self.tenant;
+        self.run(
             &NEW_RESERVATION,
             &[
-                self.tenant.into(),
+                t.into(),
                 hold_id.into(),
                 user.into(),
                 group.into(),
@@ -382,7 +322,6 @@ impl Db<'_, '_> {
                 estimate.into(),
             ],
         );
-        spi(t.first().get(1)).expect("a reservation's hold has a TTL")
     }
 
     pub fn lock_reservation(&mut self, hold_id: &str) -> Option<Reservation> {

@@ -94,6 +94,45 @@ pub fn fits(spent: i64, cost: i64, limit: Option<i64>) -> bool {
     }
 }
 
+/// A reservation decided once (SPEC §2): it is allowed iff `spent +
+/// reserved + estimate <= limit`, and then its hold opens on the
+/// reservation budget (`usage` → `usage_after`: one invocation, `estimate`
+/// more exposure) and `reserved` grows by `estimate`. A denial leaves both
+/// as they were.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reserved {
+    pub allowed: bool,
+    pub usage_after: crate::budget::Usage,
+    pub reserved_after: i64,
+}
+
+pub fn reserve(
+    usage: crate::budget::Usage,
+    spent: i64,
+    reserved: i64,
+    estimate: i64,
+    limit: Option<i64>,
+) -> Result<Reserved> {
+    use crate::budget::{authorize, Decision, Limits};
+    let counted = total(spent, reserved, "spend")?;
+    if !fits(counted, estimate, limit) {
+        return Ok(Reserved {
+            allowed: false,
+            usage_after: usage,
+            reserved_after: reserved,
+        });
+    }
+    let usage_after = match authorize(usage, &Limits::default(), estimate)? {
+        Decision::Authorized(after) => after,
+        Decision::Denied(d) => unreachable!("a hold without limits is never denied ({d:?})"),
+    };
+    Ok(Reserved {
+        allowed: true,
+        usage_after,
+        reserved_after: total(reserved, estimate, "reserved")?,
+    })
+}
+
 /// What is left of `limit` after `spent`: never below 0 (an overdraft,
 /// from spend recorded unconditionally, shows in `spent`).
 pub fn remaining(spent: i64, limit: Option<i64>) -> Option<i64> {
@@ -142,6 +181,40 @@ mod tests {
 
     fn day(y: i64, m: u32, d: u32) -> i64 {
         from_civil(y, m, d)
+    }
+
+    #[test]
+    fn a_reservation_is_decided_once() {
+        use crate::budget::Usage;
+        let u = Usage {
+            invocation_count: 2,
+            exposed: 300,
+            realized: 0,
+        };
+        let r = reserve(u, 500, 300, 200, Some(1000)).unwrap();
+        assert!(r.allowed);
+        assert_eq!(r.reserved_after, 500);
+        assert_eq!(
+            r.usage_after,
+            Usage {
+                invocation_count: 3,
+                exposed: 500,
+                realized: 0
+            }
+        );
+        // one micro over: denied, nothing moves
+        let r = reserve(u, 500, 300, 201, Some(1000)).unwrap();
+        assert_eq!(
+            (r.allowed, r.usage_after, r.reserved_after),
+            (false, u, 300)
+        );
+        // no limit: allowed; a denied estimate past bigint is a denial, not 22003
+        assert!(reserve(u, 0, 0, 5, None).unwrap().allowed);
+        assert!(!reserve(u, 1, 0, i64::MAX, Some(10)).unwrap().allowed);
+        assert_eq!(
+            reserve(u, i64::MAX, 1, 0, None).unwrap_err().sqlstate(),
+            "22003"
+        );
     }
 
     #[test]

@@ -454,9 +454,9 @@ fn reservations_settle_cancel_expire_and_count() {
     let want: Vec<(String, String)> = [
         ("c1", "released"),
         ("c3", "open"),
-        // past its expiry it stopped counting; no sweep ran, so the late
-        // settle closed its hold
-        ("e1", "released"),
+        // past its expiry it stopped counting; no sweep ran, and the late
+        // settle closed its hold as the sweep would have: expired
+        ("e1", "expired"),
         ("e2", "released"),
         ("r1", "released"),
         ("r3", "released"),
