@@ -1,6 +1,14 @@
 //! spendguard: exact AI spend budgets, two-phase holds and agent action
 //! tokens inside PostgreSQL. This crate only wires SQL to the rules in
 //! `spendguard-core`; DDL, RLS and grants are in `sql/`.
+//!
+//! Every capability is built the same way: `<capability>/mod.rs` has the
+//! `#[pg_extern]`s, which only move their arguments into `ops` and the
+//! result into a row; `ops.rs` validates and decides with the core crate;
+//! `store.rs` is an `impl` on the one store layer (`spi::Db`). An op with
+//! more than four arguments takes them as one `…Args` struct named as in
+//! SQL, fewer are passed as they are. Holds that other capabilities open go
+//! through `budget::holds`; time and interval arguments through `args`.
 
 use pgrx::prelude::*;
 

@@ -68,7 +68,7 @@ fn proposal_create(
     ttl: default!(Option<Interval>, "'10 minutes'"),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pgrx::composite_type!('static, "spendguard.proposal_created") {
-    let c = ok_or_raise(ops::create(
+    let c = ok_or_raise(ops::create(ops::CreateArgs {
         principal_kind,
         principal_id,
         tool_name,
@@ -78,7 +78,7 @@ fn proposal_create(
         payload,
         conversation_id,
         ttl,
-    ));
+    }));
     row(
         fcinfo,
         [
@@ -133,7 +133,7 @@ fn tool_call_record(
     error: default!(Option<String>, "NULL"),
     conversation_id: default!(Option<String>, "NULL"),
 ) -> pgrx::datum::Uuid {
-    ok_or_raise(ops::record(
+    ok_or_raise(ops::record(ops::RecordArgs {
         principal_kind,
         principal_id,
         tool_name,
@@ -144,5 +144,5 @@ fn tool_call_record(
         result,
         error,
         conversation_id,
-    ))
+    }))
 }

@@ -79,16 +79,27 @@ impl Call {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn call(
-    principal_kind: Option<String>,
-    principal_id: Option<String>,
-    tool_name: Option<String>,
-    args: Option<JsonbText>,
-    effect: Option<String>,
-    transport: Option<String>,
-    conversation_id: Option<String>,
-) -> Result<Call> {
+/// What `proposal_create` and `tool_call_record` share: the call itself.
+pub struct CallArgs {
+    pub principal_kind: Option<String>,
+    pub principal_id: Option<String>,
+    pub tool_name: Option<String>,
+    pub args: Option<JsonbText>,
+    pub effect: Option<String>,
+    pub transport: Option<String>,
+    pub conversation_id: Option<String>,
+}
+
+fn call(a: CallArgs) -> Result<Call> {
+    let CallArgs {
+        principal_kind,
+        principal_id,
+        tool_name,
+        args,
+        effect,
+        transport,
+        conversation_id,
+    } = a;
     Ok(Call {
         principal_kind: label("principal_kind", principal_kind, PrincipalKind::parse_arg)?,
         principal_id: validate::id("principal_id", principal_id)?,
@@ -100,23 +111,36 @@ fn call(
     })
 }
 
+/// The arguments of `proposal_create`, named as in SQL.
+pub struct CreateArgs {
+    pub principal_kind: Option<String>,
+    pub principal_id: Option<String>,
+    pub tool_name: Option<String>,
+    pub args: Option<JsonbText>,
+    pub effect: Option<String>,
+    pub transport: Option<String>,
+    pub payload: Option<JsonbText>,
+    pub conversation_id: Option<String>,
+    pub ttl: Option<Interval>,
+}
+
 /// `proposal_create`: a new proposal with a fresh token, or, when the same
 /// principal already has this tool with these arguments in flight, that
 /// proposal (`duplicate_of`, no token). Identical creates at the same
 /// moment are decided one at a time under an advisory lock on the content.
-#[allow(clippy::too_many_arguments)]
-pub fn create(
-    principal_kind: Option<String>,
-    principal_id: Option<String>,
-    tool_name: Option<String>,
-    args: Option<JsonbText>,
-    effect: Option<String>,
-    transport: Option<String>,
-    payload: Option<JsonbText>,
-    conversation_id: Option<String>,
-    ttl: Option<Interval>,
-) -> Result<Created> {
-    let c = call(
+pub fn create(a: CreateArgs) -> Result<Created> {
+    let CreateArgs {
+        principal_kind,
+        principal_id,
+        tool_name,
+        args,
+        effect,
+        transport,
+        payload,
+        conversation_id,
+        ttl,
+    } = a;
+    let c = call(CallArgs {
         principal_kind,
         principal_id,
         tool_name,
@@ -124,7 +148,7 @@ pub fn create(
         effect,
         transport,
         conversation_id,
-    )?;
+    })?;
     let ttl = crate::args::ttl("ttl", validate::required("ttl", ttl)?)?;
     let tenant = crate::tenant::current()?;
     with_db(&tenant, |db| {
@@ -218,20 +242,34 @@ pub fn expire_stale(now: Option<TimestampWithTimeZone>) -> Result<i64> {
     with_db(&tenant, |db| Ok(db.expire_stale(now)))
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn record(
-    principal_kind: Option<String>,
-    principal_id: Option<String>,
-    tool_name: Option<String>,
-    args: Option<JsonbText>,
-    status: Option<String>,
-    effect: Option<String>,
-    transport: Option<String>,
-    result: Option<JsonbText>,
-    error: Option<String>,
-    conversation_id: Option<String>,
-) -> Result<Uuid> {
-    let c = call(
+/// The arguments of `tool_call_record`, named as in SQL.
+pub struct RecordArgs {
+    pub principal_kind: Option<String>,
+    pub principal_id: Option<String>,
+    pub tool_name: Option<String>,
+    pub args: Option<JsonbText>,
+    pub status: Option<String>,
+    pub effect: Option<String>,
+    pub transport: Option<String>,
+    pub result: Option<JsonbText>,
+    pub error: Option<String>,
+    pub conversation_id: Option<String>,
+}
+
+pub fn record(a: RecordArgs) -> Result<Uuid> {
+    let RecordArgs {
+        principal_kind,
+        principal_id,
+        tool_name,
+        args,
+        status,
+        effect,
+        transport,
+        result,
+        error,
+        conversation_id,
+    } = a;
+    let c = call(CallArgs {
         principal_kind,
         principal_id,
         tool_name,
@@ -239,7 +277,7 @@ pub fn record(
         effect,
         transport,
         conversation_id,
-    )?;
+    })?;
     let status = validate::required("status", status)?;
     match Status::parse(&status) {
         Ok(Status::Executed | Status::Failed) => {}

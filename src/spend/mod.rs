@@ -104,7 +104,13 @@ macro_rules! charge_fn {
             at: default!(Option<TimestampWithTimeZone>, "now()"),
             fcinfo: pg_sys::FunctionCallInfo,
 ) -> pgrx::composite_type!('static, "spendguard.spend_decision") {
-            let d = ok_or_raise(ops::charge(user_id, group_id, cost_micros, at, $enforce));
+            let d = ok_or_raise(ops::charge(ops::ChargeArgs {
+                user: user_id,
+                group: group_id,
+                cost: cost_micros,
+                at,
+                enforce: $enforce,
+            }));
             decision_row(fcinfo, d)
         }
     };
@@ -123,14 +129,14 @@ fn spend_reserve(
     ttl: default!(Option<Interval>, "'15 minutes'"),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pgrx::composite_type!('static, "spendguard.spend_reservation_decision") {
-    let d = ok_or_raise(ops::reserve(
-        user_id,
-        group_id,
-        estimate_micros,
+    let d = ok_or_raise(ops::reserve(ops::ReserveArgs {
+        user: user_id,
+        group: group_id,
+        estimate: estimate_micros,
         hold_id,
         at,
         ttl,
-    ));
+    }));
     row(
         fcinfo,
         [

@@ -205,17 +205,28 @@ pub fn check(
     })
 }
 
+/// The arguments of `spend_charge` / `spend_charge_enforce`, named as in
+/// SQL, and whether a denial raises.
+pub struct ChargeArgs {
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub cost: Option<i64>,
+    pub at: Option<TimestampWithTimeZone>,
+    pub enforce: bool,
+}
+
 /// `spend_charge`: under the user's reservation budget lock, checks the
 /// period total (spend + open reservations + cost) against the limit and,
 /// when it fits, records the cost on the UTC day of `at`. The result shows
 /// the totals after the charge (before it, when denied).
-pub fn charge(
-    user: Option<String>,
-    group: Option<String>,
-    cost: Option<i64>,
-    at: Option<TimestampWithTimeZone>,
-    enforce: bool,
-) -> Result<SpendDecision> {
+pub fn charge(a: ChargeArgs) -> Result<SpendDecision> {
+    let ChargeArgs {
+        user,
+        group,
+        cost,
+        at,
+        enforce,
+    } = a;
     let (user, group) = ids(user, group)?;
     let cost = validate::amount("cost_micros", cost)?;
     let day = spend::utc_day(time_arg("at", at)?);
@@ -259,14 +270,25 @@ pub fn iso_date(day: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-pub fn reserve(
-    user: Option<String>,
-    group: Option<String>,
-    estimate: Option<i64>,
-    hold_id: Option<String>,
-    at: Option<TimestampWithTimeZone>,
-    ttl: Option<Interval>,
-) -> Result<ReserveDecision> {
+/// The arguments of `spend_reserve`, named as in SQL.
+pub struct ReserveArgs {
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub estimate: Option<i64>,
+    pub hold_id: Option<String>,
+    pub at: Option<TimestampWithTimeZone>,
+    pub ttl: Option<Interval>,
+}
+
+pub fn reserve(a: ReserveArgs) -> Result<ReserveDecision> {
+    let ReserveArgs {
+        user,
+        group,
+        estimate,
+        hold_id,
+        at,
+        ttl,
+    } = a;
     let (user, group) = ids(user, group)?;
     let estimate = validate::amount("estimate_micros", estimate)?;
     let hold_id = validate::id("hold_id", hold_id)?;

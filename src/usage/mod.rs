@@ -31,7 +31,7 @@ fn usage_record(
     conversation_id: default!(Option<String>, "NULL"),
     at: default!(Option<TimestampWithTimeZone>, "now()"),
 ) -> pgrx::datum::Uuid {
-    ok_or_raise(ops::record(
+    ok_or_raise(ops::record(ops::RecordArgs {
         integration_id,
         principal_kind,
         principal_id,
@@ -40,7 +40,7 @@ fn usage_record(
         model,
         conversation_id,
         at,
-    ))
+    }))
 }
 
 /// The check and its enforcing twin differ only in what a denial does.
@@ -55,14 +55,14 @@ macro_rules! check_fn {
             time_window: Option<Interval>,
             fcinfo: pg_sys::FunctionCallInfo,
 ) -> pgrx::composite_type!('static, "spendguard.usage_cap") {
-            let c = ok_or_raise(ops::check(
+            let c = ok_or_raise(ops::check(ops::CheckArgs {
                 integration_id,
                 principal_kind,
                 principal_id,
                 token_budget,
                 time_window,
-                $enforce,
-            ));
+                enforce: $enforce,
+            }));
             cap_row(fcinfo, c)
         }
     };
@@ -82,14 +82,14 @@ fn usage_cap_charge(
     time_window: Option<Interval>,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pgrx::composite_type!('static, "spendguard.usage_cap") {
-    let c = ok_or_raise(ops::charge(
+    let c = ok_or_raise(ops::charge(ops::ChargeArgs {
         integration_id,
         principal_kind,
         principal_id,
         tokens,
         token_budget,
         time_window,
-    ));
+    }));
     cap_row(fcinfo, c)
 }
 
@@ -102,13 +102,13 @@ fn call_cap_charge(
     time_window: Option<Interval>,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pgrx::composite_type!('static, "spendguard.usage_cap") {
-    let c = ok_or_raise(ops::call_charge(
+    let c = ok_or_raise(ops::call_charge(ops::CallChargeArgs {
         principal_kind,
         principal_id,
         tool_name,
         max_calls,
         time_window,
-    ));
+    }));
     cap_row(fcinfo, c)
 }
 

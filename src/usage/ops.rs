@@ -25,17 +25,29 @@ fn principal(kind: Option<String>, id: Option<String>) -> Result<(String, String
     Ok((kind, validate::id("principal_id", id)?))
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn record(
-    integration_id: Option<String>,
-    principal_kind: Option<String>,
-    principal_id: Option<String>,
-    input_tokens: Option<i64>,
-    output_tokens: Option<i64>,
-    model: Option<String>,
-    conversation_id: Option<String>,
-    at: Option<TimestampWithTimeZone>,
-) -> Result<Uuid> {
+/// The arguments of `usage_record`, named as in SQL.
+pub struct RecordArgs {
+    pub integration_id: Option<String>,
+    pub principal_kind: Option<String>,
+    pub principal_id: Option<String>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub model: Option<String>,
+    pub conversation_id: Option<String>,
+    pub at: Option<TimestampWithTimeZone>,
+}
+
+pub fn record(a: RecordArgs) -> Result<Uuid> {
+    let RecordArgs {
+        integration_id,
+        principal_kind,
+        principal_id,
+        input_tokens,
+        output_tokens,
+        model,
+        conversation_id,
+        at,
+    } = a;
     let integration = validate::id("integration_id", integration_id)?;
     let (kind, id) = principal(principal_kind, principal_id)?;
     let input = validate::amount("input_tokens", input_tokens)?;
@@ -70,15 +82,27 @@ fn exceeded(what: String, used: i64, budget: i64, extra: i64) -> Error {
     ))
 }
 
+/// The arguments of `usage_cap_check` / `usage_cap_enforce`, named as in
+/// SQL, and whether a denial raises.
+pub struct CheckArgs {
+    pub integration_id: Option<String>,
+    pub principal_kind: Option<String>,
+    pub principal_id: Option<String>,
+    pub token_budget: Option<i64>,
+    pub time_window: Option<Interval>,
+    pub enforce: bool,
+}
+
 /// `usage_cap_check` (and `_enforce`): reads the window, locks nothing.
-pub fn check(
-    integration_id: Option<String>,
-    principal_kind: Option<String>,
-    principal_id: Option<String>,
-    token_budget: Option<i64>,
-    time_window: Option<Interval>,
-    enforce: bool,
-) -> Result<Cap> {
+pub fn check(a: CheckArgs) -> Result<Cap> {
+    let CheckArgs {
+        integration_id,
+        principal_kind,
+        principal_id,
+        token_budget,
+        time_window,
+        enforce,
+    } = a;
     let integration = validate::id("integration_id", integration_id)?;
     let (kind, id) = principal(principal_kind, principal_id)?;
     let budget = validate::amount("token_budget", token_budget)?;
@@ -103,16 +127,27 @@ pub fn check(
     })
 }
 
+/// The arguments of `usage_cap_charge`, named as in SQL.
+pub struct ChargeArgs {
+    pub integration_id: Option<String>,
+    pub principal_kind: Option<String>,
+    pub principal_id: Option<String>,
+    pub tokens: Option<i64>,
+    pub token_budget: Option<i64>,
+    pub time_window: Option<Interval>,
+}
+
 /// `usage_cap_charge`: under the cap's lock, records `tokens` when
 /// `used + tokens <= token_budget`; the result shows the window after.
-pub fn charge(
-    integration_id: Option<String>,
-    principal_kind: Option<String>,
-    principal_id: Option<String>,
-    tokens: Option<i64>,
-    token_budget: Option<i64>,
-    time_window: Option<Interval>,
-) -> Result<Cap> {
+pub fn charge(a: ChargeArgs) -> Result<Cap> {
+    let ChargeArgs {
+        integration_id,
+        principal_kind,
+        principal_id,
+        tokens,
+        token_budget,
+        time_window,
+    } = a;
     let integration = validate::id("integration_id", integration_id)?;
     let (kind, id) = principal(principal_kind, principal_id)?;
     let tokens = validate::amount("tokens", tokens)?;
@@ -150,15 +185,25 @@ pub fn charge(
     })
 }
 
+/// The arguments of `call_cap_charge`, named as in SQL.
+pub struct CallChargeArgs {
+    pub principal_kind: Option<String>,
+    pub principal_id: Option<String>,
+    pub tool_name: Option<String>,
+    pub max_calls: Option<i64>,
+    pub time_window: Option<Interval>,
+}
+
 /// `call_cap_charge`: N calls of a tool per window per principal, under the
 /// cap's lock; the result shows the window after.
-pub fn call_charge(
-    principal_kind: Option<String>,
-    principal_id: Option<String>,
-    tool_name: Option<String>,
-    max_calls: Option<i64>,
-    time_window: Option<Interval>,
-) -> Result<Cap> {
+pub fn call_charge(a: CallChargeArgs) -> Result<Cap> {
+    let CallChargeArgs {
+        principal_kind,
+        principal_id,
+        tool_name,
+        max_calls,
+        time_window,
+    } = a;
     let (kind, id) = principal(principal_kind, principal_id)?;
     let tool = validate::id("tool_name", tool_name)?;
     let max = validate::amount("max_calls", max_calls)?;
