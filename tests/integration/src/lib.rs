@@ -45,6 +45,41 @@ pub fn uniq(prefix: &str) -> String {
     )
 }
 
+/// A small deterministic generator (xorshift64) for the tests that draw
+/// random operations or values from a seed they print.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// A generator seeded from `seed` (never 0).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+    /// `n` random ASCII letters and digits (incompressible for pglz).
+    pub fn word(&mut self, n: usize) -> String {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        (0..n)
+            .map(|_| A[self.below(A.len() as u64) as usize] as char)
+            .collect()
+    }
+}
+
+/// A seed from the clock, for a run that prints it.
+pub fn clock_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
 /// The SQLSTATE of a failed call (panics on a non-database error).
 pub fn sqlstate(e: &postgres::Error) -> String {
     e.code()

@@ -14,7 +14,7 @@
 
 use postgres::{Client, NoTls};
 use spendguard_it::model::LONG_TTL;
-use spendguard_it::{connect, uniq, verify};
+use spendguard_it::{clock_seed, connect, uniq, verify, Rng};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -246,20 +246,6 @@ impl Drop for Cluster {
     }
 }
 
-/// A small deterministic generator, seeded per round from the clock.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 fn is_disconnect(e: &postgres::Error) -> bool {
     match e.code() {
         None => true,
@@ -281,7 +267,7 @@ fn writer(conninfo: String, w: usize, round: usize, seed: u64, acks: Arc<Mutex<V
     {
         return;
     }
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     for n in 0.. {
         if w == 7 {
             // one connection sweeps, an hour ahead (holds with a TTL
@@ -383,16 +369,13 @@ fn acknowledged_calls_survive_sigkill_of_the_server() {
     let cluster = Cluster::create();
     let acks: Arc<Mutex<Vec<Ack>>> = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
-    let mut rng = Rng(std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64);
+    let mut rng = Rng::new(clock_seed());
     let mut killed = 0;
     for round in 0..rounds {
         let before = acks.lock().unwrap().len();
         let workers: Vec<_> = (0..8)
             .map(|w| {
-                let (conninfo, acks, seed) = (cluster.conninfo(), acks.clone(), rng.next());
+                let (conninfo, acks, seed) = (cluster.conninfo(), acks.clone(), rng.next_u64());
                 std::thread::spawn(move || writer(conninfo, w, round, seed, acks))
             })
             .collect();

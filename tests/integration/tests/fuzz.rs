@@ -16,7 +16,7 @@
 //! number of calls (3,000 by default).
 
 use postgres::Client;
-use spendguard_it::{assert_verified, connect, uniq};
+use spendguard_it::{assert_verified, clock_seed, connect, uniq, Rng};
 
 /// SQLSTATEs a failing call may carry: the error table of README.md and
 /// docs/reference.md.
@@ -25,27 +25,22 @@ const DOCUMENTED: &[&str] = &[
     "SG011", "SG012", "SG013", "SG020", "54001",
 ];
 
-struct Rng(u64);
+/// The fuzzer's draws on the shared generator.
+trait Draw {
+    fn below_usize(&mut self, n: usize) -> usize;
+    fn pick<'a>(&mut self, xs: &'a [String]) -> &'a String;
+    fn chance(&mut self, percent: u64) -> bool;
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+impl Draw for Rng {
+    fn below_usize(&mut self, n: usize) -> usize {
+        self.below(n as u64) as usize
     }
     fn pick<'a>(&mut self, xs: &'a [String]) -> &'a String {
-        &xs[self.below(xs.len())]
+        &xs[self.below_usize(xs.len())]
     }
     fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-    fn word(&mut self, n: usize) -> String {
-        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-        (0..n).map(|_| A[self.below(A.len())] as char).collect()
+        self.below(100) < percent
     }
 }
 
@@ -272,19 +267,14 @@ fn every_function_under_random_arguments() {
     let seed: u64 = std::env::var("FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        })
+        .unwrap_or_else(clock_seed)
         | 1;
     let calls: usize = std::env::var("FUZZ_CALLS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3000);
     println!("fuzz: FUZZ_SEED={seed} FUZZ_CALLS={calls}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let tenant = uniq("fuzz");
     let mut c = connect(&tenant);
     let fns = functions(&mut c);
@@ -310,7 +300,7 @@ fn every_function_under_random_arguments() {
     let (mut ok, mut failed) = (0usize, 0usize);
     let mut codes = std::collections::BTreeMap::<String, usize>::new();
     for i in 0..calls {
-        let f = &fns[rng.below(fns.len())];
+        let f = &fns[rng.below_usize(fns.len())];
         let n = f.arg_types.len();
         let required = n - f.defaults;
         let mut args: Vec<Option<String>> = Vec::new();
@@ -318,7 +308,11 @@ fn every_function_under_random_arguments() {
         // from this argument on, arguments are passed by name (also after
         // a defaulted one is left out)
         let mut named = false;
-        let named_from = if rng.chance(30) { rng.below(n + 1) } else { n };
+        let named_from = if rng.chance(30) {
+            rng.below_usize(n + 1)
+        } else {
+            n
+        };
         for k in 0..n {
             let name = f.arg_names.get(k).filter(|s| !s.is_empty());
             if k >= required && name.is_some() && rng.chance(40) {

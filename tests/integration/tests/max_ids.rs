@@ -6,29 +6,12 @@
 //! Every function here runs with a 1,024-byte tenant and 1,024-byte ids of
 //! random letters and digits (pglz cannot shrink them).
 
-use spendguard_it::{assert_verified, connect};
-
-/// `n` random ASCII letters and digits.
-fn random_id(n: usize, seed: &mut u64) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    (0..n)
-        .map(|_| {
-            *seed ^= *seed << 13;
-            *seed ^= *seed >> 7;
-            *seed ^= *seed << 17;
-            A[(*seed % A.len() as u64) as usize] as char
-        })
-        .collect()
-}
+use spendguard_it::{assert_verified, clock_seed, connect, Rng};
 
 #[test]
 fn every_function_works_with_maximal_incompressible_ids() {
-    let mut seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    let mut id = || random_id(1024, &mut seed);
+    let mut rng = Rng::new(clock_seed());
+    let mut id = || rng.word(1024);
     let (tenant, user, group, cap, hold, hold2, event) = (id(), id(), id(), id(), id(), id(), id());
     let (integration, principal, tool, conv, res, res2) = (id(), id(), id(), id(), id(), id());
     let mut c = connect(&tenant);
