@@ -69,14 +69,16 @@ fn proposal_create(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pgrx::composite_type!('static, "spendguard.proposal_created") {
     let c = ok_or_raise(ops::create(ops::CreateArgs {
-        principal_kind,
-        principal_id,
-        tool_name,
-        args,
-        effect,
-        transport,
+        call: ops::CallArgs {
+            principal_kind,
+            principal_id,
+            tool_name,
+            args,
+            effect,
+            transport,
+            conversation_id,
+        },
         payload,
-        conversation_id,
         ttl,
     }));
     row(
@@ -134,15 +136,17 @@ fn tool_call_record(
     conversation_id: default!(Option<String>, "NULL"),
 ) -> pgrx::datum::Uuid {
     ok_or_raise(ops::record(ops::RecordArgs {
-        principal_kind,
-        principal_id,
-        tool_name,
-        args,
+        call: ops::CallArgs {
+            principal_kind,
+            principal_id,
+            tool_name,
+            args,
+            effect,
+            transport,
+            conversation_id,
+        },
         status,
-        effect,
-        transport,
         result,
         error,
-        conversation_id,
     }))
 }

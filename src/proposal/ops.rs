@@ -113,14 +113,8 @@ fn call(a: CallArgs) -> Result<Call> {
 
 /// The arguments of `proposal_create`, named as in SQL.
 pub struct CreateArgs {
-    pub principal_kind: Option<String>,
-    pub principal_id: Option<String>,
-    pub tool_name: Option<String>,
-    pub args: Option<JsonbText>,
-    pub effect: Option<String>,
-    pub transport: Option<String>,
+    pub call: CallArgs,
     pub payload: Option<JsonbText>,
-    pub conversation_id: Option<String>,
     pub ttl: Option<Interval>,
 }
 
@@ -130,25 +124,11 @@ pub struct CreateArgs {
 /// moment are decided one at a time under an advisory lock on the content.
 pub fn create(a: CreateArgs) -> Result<Created> {
     let CreateArgs {
-        principal_kind,
-        principal_id,
-        tool_name,
-        args,
-        effect,
-        transport,
+        call: args,
         payload,
-        conversation_id,
         ttl,
     } = a;
-    let c = call(CallArgs {
-        principal_kind,
-        principal_id,
-        tool_name,
-        args,
-        effect,
-        transport,
-        conversation_id,
-    })?;
+    let c = call(args)?;
     let ttl = crate::args::ttl("ttl", validate::required("ttl", ttl)?)?;
     let tenant = crate::tenant::current()?;
     with_db(&tenant, |db| {
@@ -244,40 +224,20 @@ pub fn expire_stale(now: Option<TimestampWithTimeZone>) -> Result<i64> {
 
 /// The arguments of `tool_call_record`, named as in SQL.
 pub struct RecordArgs {
-    pub principal_kind: Option<String>,
-    pub principal_id: Option<String>,
-    pub tool_name: Option<String>,
-    pub args: Option<JsonbText>,
+    pub call: CallArgs,
     pub status: Option<String>,
-    pub effect: Option<String>,
-    pub transport: Option<String>,
     pub result: Option<JsonbText>,
     pub error: Option<String>,
-    pub conversation_id: Option<String>,
 }
 
 pub fn record(a: RecordArgs) -> Result<Uuid> {
     let RecordArgs {
-        principal_kind,
-        principal_id,
-        tool_name,
-        args,
+        call: args,
         status,
-        effect,
-        transport,
         result,
         error,
-        conversation_id,
     } = a;
-    let c = call(CallArgs {
-        principal_kind,
-        principal_id,
-        tool_name,
-        args,
-        effect,
-        transport,
-        conversation_id,
-    })?;
+    let c = call(args)?;
     let status = validate::required("status", status)?;
     match Status::parse(&status) {
         Ok(Status::Executed | Status::Failed) => {}
