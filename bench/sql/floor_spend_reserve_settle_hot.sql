@@ -5,7 +5,8 @@ WITH lim AS (SELECT b.limit_micros FROM spendguard.spend_budget b WHERE b.tenant
                seq = nextval('spendguard.commit_seq'), updated_at = now()
            WHERE tenant_id = 'floor' AND capability_id = 'spendhot' AND grant_index = 0
              AND (SELECT coalesce(sum(d.spend_micros), 0) FROM spendguard.daily_spend d
-                  WHERE d.tenant_id = 'floor' AND d.user_id = 'hot' AND d.group_id = 'g'
+                  WHERE d.tenant_id = 'floor' AND spendguard.id_key(d.user_id, d.group_id) = spendguard.id_key('hot', 'g')
+             AND d.user_id = 'hot' AND d.group_id = 'g'
                     AND d.day >= CAST(now() AT TIME ZONE 'UTC' AS date) AND d.day < CAST(now() AT TIME ZONE 'UTC' AS date) + 1)
                + (SELECT coalesce(sum(h.remaining_exposure), 0) FROM spendguard.budget_hold h
                   WHERE h.tenant_id = 'floor' AND h.capability_id = 'spendhot' AND h.grant_index = 0
@@ -40,4 +41,4 @@ WITH r AS (UPDATE spendguard.spend_reservation SET status = 'settled', cost_micr
              u.invocation_count, u.total_cost_exposed, u.total_cost_realized, 'single_node_atomic' FROM u, h)
 INSERT INTO spendguard.daily_spend AS d (tenant_id, user_id, group_id, day, spend_micros)
 SELECT 'floor', r.user_id, r.group_id, r.day, 3 FROM r
-ON CONFLICT (tenant_id, user_id, group_id, day) DO UPDATE SET spend_micros = d.spend_micros + EXCLUDED.spend_micros;
+ON CONFLICT (tenant_id, spendguard.id_key(user_id, group_id), day) DO UPDATE SET spend_micros = d.spend_micros + EXCLUDED.spend_micros;
