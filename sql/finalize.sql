@@ -217,6 +217,23 @@ COMMENT ON FUNCTION spendguard.spend_cancel IS 'Close a reservation without spen
 COMMENT ON FUNCTION spendguard.spend_purge IS
   'Delete the current tenant''s daily spend rows older than before; returns how many';
 
+-- Scoped budgets (SPEC §6)
+COMMENT ON FUNCTION spendguard.scope_set_budget IS
+  'Set a scope''s limit per UTC day, week (from Monday), month or in total, one per period kind; 0 blocks everything, a NULL limit removes it (history stays)';
+COMMENT ON FUNCTION spendguard.scope_reserve IS
+  'Reserve an estimate in every budget of every listed scope, all or nothing, under locks taken in one order; a denial names the first blocking budget and shows the headroom of each';
+COMMENT ON FUNCTION spendguard.scope_settle IS
+  'Record a reservation''s real cost in every scope it names, in the periods of its at, and close it (even above the estimate, even after it expired)';
+COMMENT ON FUNCTION spendguard.scope_cancel IS 'Close a scoped reservation without spend';
+COMMENT ON FUNCTION spendguard.scope_charge IS
+  'Check every budget of every listed scope and, when the cost fits all of them, record it in every scope: all or nothing';
+COMMENT ON FUNCTION spendguard.scope_record IS
+  'Record spend that already happened in every listed scope; never refused (budgets may show an overdraft)';
+COMMENT ON FUNCTION spendguard.scope_usage IS
+  'One row per scoped budget (of one scope, or all): the period that contains at, its limit, spend, open reservations and room left';
+COMMENT ON FUNCTION spendguard.scope_spend IS
+  'A scope''s spend per period of a kind, from the period that contains since to the one that contains until; periods it was named in';
+
 -- Rolling-window caps (SPEC §3)
 COMMENT ON FUNCTION spendguard.usage_record IS
   'Record tokens used by a principal on an integration at a time; returns the event id';

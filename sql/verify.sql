@@ -183,6 +183,19 @@ lost_reservations AS (
     AND NOT EXISTS (SELECT 1 FROM spendguard.budget_hold h
                     WHERE h.tenant_id = r.tenant_id AND h.hold_id = r.hold_id)
 ),
+-- scoped reservations (SPEC §6): one §1 hold per scope named, its id
+-- spendguard_core::scope::hold_key; missing, or still open once the
+-- reservation was settled or cancelled. Whole tenant only, as above.
+scope_holds AS (
+  SELECT r.hold_id, r.status, s.scope, h.disposition
+  FROM spendguard.scope_reservation r
+  JOIN tenant t ON r.tenant_id = t.id
+  CROSS JOIN LATERAL unnest(r.scopes) s(scope)
+  LEFT JOIN spendguard.budget_hold h
+    ON h.tenant_id = r.tenant_id
+   AND h.hold_id = 'scope-hold:' || left(encode(spendguard.id_key(r.hold_id, s.scope), 'hex'), 32)
+  WHERE $1 IS NULL AND $2 IS NULL
+),
 problems AS (
   -- budgets: counters = fold of allowed events
   SELECT format('budget (%L, %s)', b.capability_id, b.grant_index) AS object,
@@ -279,6 +292,12 @@ problems AS (
   UNION ALL
   SELECT format('reservation %L', r.hold_id), 'reservation.hold', 'a budget_hold row', 'none', 17
   FROM lost_reservations r
+  UNION ALL
+  SELECT format('scoped reservation %L, scope %L', x.hold_id, x.scope), 'scope_reservation.hold',
+         CASE WHEN x.status = 'open' THEN 'a budget_hold row' ELSE 'a closed hold' END,
+         coalesce('disposition=' || x.disposition, 'none'), 18
+  FROM scope_holds x
+  WHERE x.disposition IS NULL OR (x.status <> 'open' AND x.disposition = 'open')
 )
 SELECT p.object, p.check_name, p.expected, p.actual FROM problems p
 ORDER BY p.o, p.object;

@@ -19,6 +19,7 @@ mod jsonb;
 mod key;
 mod proposal;
 mod result;
+mod scope;
 mod spend;
 mod spi;
 mod tenant;
@@ -38,6 +39,7 @@ pgrx::extension_sql_file!(
     requires = [key::id_key3]
 );
 pgrx::extension_sql_file!("../sql/proposal.sql", name = "proposal_schema");
+pgrx::extension_sql_file!("../sql/scope.sql", name = "scope_schema");
 pgrx::extension_sql_file!(
     "../sql/monitoring.sql",
     name = "monitoring",
@@ -46,7 +48,7 @@ pgrx::extension_sql_file!(
 pgrx::extension_sql_file!(
     "../sql/verify.sql",
     name = "verify",
-    requires = [budget::current_tenant]
+    requires = [budget::current_tenant, key::id_key2, "scope_schema"]
 );
 pgrx::extension_sql_file!("../sql/retire.sql", name = "retire", requires = ["verify"]);
 pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);

@@ -5,6 +5,12 @@
 //! budget_hold, so every such hold has its events, its expiry, the sweep
 //! and `verify()` exactly as a hold opened by `budget_authorize_hold`.
 //!
+//! A capability may also keep an account's spend in a *family* of budgets,
+//! one per UTC day (the day is the `grant_index`; SPEC §6's scopes): spend
+//! is realized on them ([`record`], [`settle`]) and read back summed over
+//! periods ([`family_totals`], [`family_realized`]), so `verify()` checks
+//! it like any budget's.
+//!
 //! A hold opened here always has a TTL: a caller that dies leaves nothing
 //! behind once it passes.
 
@@ -14,6 +20,7 @@ use crate::spi::Db;
 use pgrx::datum::{Interval, TimestampWithTimeZone};
 use spendguard_core::budget::{self, Disposition, Hold, Mutation, Usage};
 use spendguard_core::{Error, Result};
+use std::convert::TryFrom;
 
 /// A budget that holds are opened on.
 #[derive(Clone, Copy, Debug)]
@@ -134,5 +141,110 @@ pub fn close(db: &mut Db<'_, '_>, h: Locked) -> Result<()> {
             .units(out.exposure_units, 0),
         HoldWrite::Update(out.hold.as_ref().expect("a hold's mutation returns it")),
     )?;
+    Ok(())
+}
+
+/// A day number as a `grant_index` (callers check days are within
+/// 2000-01-01 ..= the last `integer` day first).
+fn grant(day: i64) -> i32 {
+    i32::try_from(day).expect("a day checked to fit a grant_index")
+}
+
+/// The spend (realized) and the open, unexpired reservations (holds'
+/// remaining exposure at `now()`) of a family of budgets, each summed over
+/// the days `[start, end)` of one of four ranges, in one statement (one
+/// snapshot). An empty range sums to (0, 0).
+pub fn family_totals(
+    db: &mut Db<'_, '_>,
+    capability_id: &str,
+    ranges: [(i64, i64); 4],
+) -> [(i64, i64); 4] {
+    let r = ranges.map(|(s, e)| (grant(s), grant(e)));
+    db.family_totals(capability_id, &r, now())
+}
+
+/// The spend of each budget of a family with a day in `[from, to)`: (day,
+/// realized), by day; days without a budget row are absent.
+pub fn family_realized(
+    db: &mut Db<'_, '_>,
+    capability_id: &str,
+    from: i64,
+    to: i64,
+) -> Vec<(i64, i64)> {
+    db.family_realized(capability_id, grant(from), grant(to))
+        .into_iter()
+        .map(|(d, r)| (i64::from(d), r))
+        .collect()
+}
+
+/// Records spend that happened on a budget the caller [`lock`]ed (at
+/// `locked`), without a hold: realized spend grows by `cost`, one
+/// `reconcile_spend` event with no exposure. Never refused (22003 only
+/// when the total would overflow). Returns the budget after.
+pub fn record(db: &mut Db<'_, '_>, b: Budget<'_>, locked: Usage, cost: i64) -> Result<Usage> {
+    let after = budget::record_spend(locked, cost)?;
+    db.commit(
+        &NewEvent::new("reconcile_spend", b.capability_id, b.grant_index, after).units(0, cost),
+        HoldWrite::None,
+    )?;
+    Ok(after)
+}
+
+/// Records a denial on a budget the caller [`lock`]ed (at `locked`): an
+/// `authorize_exposure` event with `allowed = false`, the amount asked and
+/// `reason`; nothing else changes.
+pub fn deny(
+    db: &mut Db<'_, '_>,
+    b: Budget<'_>,
+    locked: Usage,
+    hold_id: Option<&str>,
+    amount: i64,
+    reason: &'static str,
+) -> Result<()> {
+    db.commit(
+        &NewEvent::new("authorize_exposure", b.capability_id, b.grant_index, locked)
+            .hold(hold_id)
+            .denied(Some(reason))
+            .units(amount, 0),
+        HoldWrite::None,
+    )?;
+    Ok(())
+}
+
+/// Settles a hold with the real cost of its work (a settled reservation):
+/// open and before its expiry, its remaining exposure leaves the budget and
+/// `cost` is realized on it, the hold `reconciled`, in one event, even when
+/// `cost` exceeds what it held. Past its expiry it expires (as the sweep
+/// would have made it) and the cost is recorded on its budget; closed
+/// already (swept), the cost is recorded on its budget. Spend that happened
+/// is never refused.
+pub fn settle(db: &mut Db<'_, '_>, h: Locked, cost: i64) -> Result<()> {
+    let Locked { usage, hold } = h;
+    let b = Budget {
+        capability_id: &hold.capability_id,
+        grant_index: hold.grant_index,
+    };
+    let now = now();
+    if hold.disposition == Disposition::Open && !hold.is_expired_at(now) {
+        let out = budget::settle_hold(usage, &hold, cost, now)?;
+        db.commit(
+            &NewEvent::new("reconcile_spend", b.capability_id, b.grant_index, out.usage)
+                .hold(Some(&hold.hold_id))
+                .units(out.exposure_units, out.realized_units),
+            HoldWrite::Update(out.hold.as_ref().expect("a hold's settle returns it")),
+        )?;
+        return Ok(());
+    }
+    let mut usage = usage;
+    if let Some(out) = budget::expire_hold(usage, &hold, now) {
+        db.commit(
+            &NewEvent::new("expire_exposure", b.capability_id, b.grant_index, out.usage)
+                .hold(Some(&hold.hold_id))
+                .units(out.exposure_units, 0),
+            HoldWrite::Update(out.hold.as_ref().expect("a hold's expiry returns it")),
+        )?;
+        usage = out.usage;
+    }
+    record(db, b, usage, cost)?;
     Ok(())
 }

@@ -80,6 +80,46 @@ static OPEN_EXPOSURE: Stmt = Stmt {
     types: &[TEXT, TEXT, INT4, TIMESTAMPTZ],
 };
 
+/// A family of budgets (one capability, a budget per day: SPEC §6's
+/// scopes) summed over four day ranges [$3, $4), [$5, $6), [$7, $8),
+/// [$9, $10): realized spend, and the remaining exposure of holds open and
+/// not expired at $11. Range scans of the usage key and of
+/// budget_hold_budget_expiry; an empty range costs an index probe.
+static FAMILY_TOTALS: Stmt = Stmt {
+    sql: "SELECT r.i, \
+          (SELECT coalesce(sum(u.total_cost_realized), 0)::bigint FROM spendguard.budget_usage u \
+           WHERE u.tenant_id = $1 AND u.capability_id = $2 \
+             AND u.grant_index >= r.s AND u.grant_index < r.e), \
+          (SELECT coalesce(sum(h.remaining_exposure), 0)::bigint FROM spendguard.budget_hold h \
+           WHERE h.tenant_id = $1 AND h.capability_id = $2 \
+             AND h.grant_index >= r.s AND h.grant_index < r.e \
+             AND h.disposition = 'open' AND h.expires_at IS NOT NULL AND h.expires_at > $11) \
+          FROM (VALUES (1, $3, $4), (2, $5, $6), (3, $7, $8), (4, $9, $10)) r(i, s, e) \
+          ORDER BY r.i",
+    types: &[
+        TEXT,
+        TEXT,
+        INT4,
+        INT4,
+        INT4,
+        INT4,
+        INT4,
+        INT4,
+        INT4,
+        INT4,
+        TIMESTAMPTZ,
+    ],
+};
+
+/// The realized spend of each budget of a family with grant_index in
+/// [$3, $4), in order.
+static FAMILY_REALIZED: Stmt = Stmt {
+    sql: "SELECT grant_index, total_cost_realized FROM spendguard.budget_usage \
+          WHERE tenant_id = $1 AND capability_id = $2 AND grant_index >= $3 AND grant_index < $4 \
+          ORDER BY grant_index",
+    types: &[TEXT, TEXT, INT4, INT4],
+};
+
 /// LOCK_USAGE for the sweep: a budget another call holds is skipped, not
 /// waited for (the next sweep gets it).
 static LOCK_USAGE_SKIP_LOCKED: Stmt = Stmt {
@@ -455,6 +495,45 @@ impl Db<'_, '_> {
             &OPEN_EXPOSURE,
             &[t.into(), cap.into(), grant.into(), timestamptz(now).into()],
         )
+    }
+
+    /// See FAMILY_TOTALS: (realized, open exposure) per range.
+    pub(super) fn family_totals(
+        &mut self,
+        cap: &str,
+        ranges: &[(i32, i32); 4],
+        now: i64,
+    ) -> [(i64, i64); 4] {
+        let mut args = vec![self.tenant.into(), cap.into()];
+        for (s, e) in ranges {
+            args.push((*s).into());
+            args.push((*e).into());
+        }
+        args.push(timestamptz(now).into());
+        let t = self.run(&FAMILY_TOTALS, &args);
+        let mut out = [(0, 0); 4];
+        for (i, r) in t.enumerate() {
+            out[i] = (
+                spi(r.get::<i64>(2)).unwrap_or(0),
+                spi(r.get::<i64>(3)).unwrap_or(0),
+            );
+        }
+        out
+    }
+
+    /// See FAMILY_REALIZED.
+    pub(super) fn family_realized(&mut self, cap: &str, from: i32, to: i32) -> Vec<(i32, i64)> {
+        let t = self.run(
+            &FAMILY_REALIZED,
+            &[self.tenant.into(), cap.into(), from.into(), to.into()],
+        );
+        t.map(|r| {
+            (
+                spi(r.get::<i32>(1)).unwrap_or(0),
+                spi(r.get::<i64>(2)).unwrap_or(0),
+            )
+        })
+        .collect()
     }
 
     /// Locks a budget row unless another transaction holds it (`None`

@@ -375,6 +375,56 @@ pub fn mutate_hold(
     Ok(out)
 }
 
+/// Settles an open hold with the real cost of what it held for (SPEC §2
+/// and §6 settles, through the holds API only): the hold's whole remaining
+/// exposure leaves the budget and `cost` becomes realized spend, the hold
+/// `reconciled`. Unlike [`mutate_hold`]'s reconcile, `cost` may exceed the
+/// exposure: spend that happened is never refused. SG002 when the hold is
+/// closed or past `expires_at`; 22003 when realized spend would overflow.
+pub fn settle_hold(u: Usage, hold: &Hold, cost: i64, now: i64) -> Result<Outcome> {
+    hold.check_open(now)?;
+    if hold.remaining > u.exposed {
+        return Err(Error::BudgetInvariant(format!(
+            "settle of hold \"{}\": {} exceeds the budget's exposed cost {}",
+            hold.hold_id, hold.remaining, u.exposed
+        )));
+    }
+    let realized = u
+        .realized
+        .checked_add(cost)
+        .ok_or_else(|| overflow("realized cost"))?;
+    Ok(Outcome {
+        usage: Usage {
+            exposed: u.exposed - hold.remaining,
+            realized,
+            ..u
+        },
+        hold: Some(Hold {
+            remaining: 0,
+            realized: hold
+                .realized
+                .checked_add(cost)
+                .ok_or_else(|| overflow("realized cost"))?,
+            disposition: Disposition::Reconciled,
+            ..hold.clone()
+        }),
+        exposure_units: hold.remaining,
+        realized_units: cost,
+    })
+}
+
+/// Spend recorded on a budget without a hold (SPEC §6's charges, records
+/// and late settles): realized spend grows by `cost`, nothing else moves.
+pub fn record_spend(u: Usage, cost: i64) -> Result<Usage> {
+    Ok(Usage {
+        realized: u
+            .realized
+            .checked_add(cost)
+            .ok_or_else(|| overflow("realized cost"))?,
+        ..u
+    })
+}
+
 /// Expires an open hold past its `expires_at` (the sweep and the lazy
 /// expiry of SPEC §1): its remaining exposure goes back to the budget, the
 /// invocation count stays (the call may have run), the hold becomes
@@ -654,6 +704,50 @@ mod tests {
         assert_eq!(
             try_increment(usage(5, 0, 0), None),
             Ok(Some(usage(6, 0, 0)))
+        );
+    }
+
+    #[test]
+    fn a_settle_may_cost_more_than_its_hold() {
+        let out = settle_hold(usage(3, 10, 5), &hold(10), 25, 0).unwrap();
+        assert_eq!(out.usage, usage(3, 0, 30));
+        let h = out.hold.unwrap();
+        assert_eq!((h.remaining, h.realized), (0, 25));
+        assert_eq!(h.disposition, Disposition::Reconciled);
+        assert_eq!((out.exposure_units, out.realized_units), (10, 25));
+        // below the estimate, and nothing
+        assert_eq!(
+            settle_hold(usage(1, 10, 0), &hold(10), 0, 0).unwrap().usage,
+            usage(1, 0, 0)
+        );
+        let mut closed = hold(0);
+        closed.disposition = Disposition::Released;
+        assert_eq!(
+            settle_hold(usage(1, 0, 0), &closed, 1, 0)
+                .unwrap_err()
+                .sqlstate(),
+            "SG002"
+        );
+        let mut late = hold(10);
+        late.expires_at = Some(100);
+        assert_eq!(
+            settle_hold(usage(1, 10, 0), &late, 1, 100)
+                .unwrap_err()
+                .sqlstate(),
+            "SG002"
+        );
+        assert_eq!(
+            settle_hold(usage(1, 10, i64::MAX), &hold(10), 1, 0)
+                .unwrap_err()
+                .sqlstate(),
+            "22003"
+        );
+        assert_eq!(record_spend(usage(1, 2, 3), 4), Ok(usage(1, 2, 7)));
+        assert_eq!(
+            record_spend(usage(0, 0, i64::MAX), 1)
+                .unwrap_err()
+                .sqlstate(),
+            "22003"
         );
     }
 }

@@ -109,6 +109,15 @@ enumeration!(
     }
 );
 
+enumeration!(
+    /// The period of a scoped budget (SPEC §6): UTC calendar periods (weeks
+    /// start on Monday), and `total`, which never resets. Listed in the
+    /// order that names the first blocking budget of a scope.
+    ScopePeriod, domain "scope_period", argument "period" {
+        Day = "day", Week = "week", Month = "month", Total = "total",
+    }
+);
+
 /// (domain, labels) of every enumeration: what the `#[pg_test]` compares
 /// with the catalog, and what `spendguard.check_enum` validates against.
 pub const ALL: &[(&str, &[&str])] = &[
@@ -119,6 +128,7 @@ pub const ALL: &[(&str, &[&str])] = &[
     (Transport::DOMAIN, Transport::LABELS),
     (Effect::DOMAIN, Effect::LABELS),
     (ToolCallStatus::DOMAIN, ToolCallStatus::LABELS),
+    (ScopePeriod::DOMAIN, ScopePeriod::LABELS),
 ];
 
 /// `value` as a label of the domain `domain`, for the argument `name`.

@@ -49,6 +49,9 @@ pub enum Error {
     UnknownSetting(String),
     /// 54001: a document nests deeper than the stack allows.
     TooDeep,
+    /// 0A000: a value SPEC names that this release does not implement yet
+    /// (refused, never silently ignored).
+    NotSupported(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -74,6 +77,7 @@ impl Error {
             Error::TenantRequired => "SG030",
             Error::UnknownSetting(_) => "42704",
             Error::TooDeep => "54001",
+            Error::NotSupported(_) => "0A000",
         }
     }
 
@@ -84,7 +88,8 @@ impl Error {
             | Error::HoldMismatch(m)
             | Error::Fencing(m)
             | Error::BudgetInvariant(m)
-            | Error::CapExceeded(m) => m.clone(),
+            | Error::CapExceeded(m)
+            | Error::NotSupported(m) => m.clone(),
             Error::NullValue(arg) => format!("argument \"{arg}\" must not be NULL"),
             Error::HoldNotFound { hold_id } => format!("hold \"{hold_id}\" does not exist"),
             Error::HoldNotOpen {
@@ -182,13 +187,14 @@ mod tests {
             Error::TenantRequired,
             Error::UnknownSetting("spendguard.tenat".into()),
             Error::TooDeep,
+            Error::NotSupported("x".into()),
         ];
         let codes: Vec<_> = all.iter().map(|e| e.sqlstate()).collect();
         assert_eq!(
             codes,
             [
                 "22023", "22004", "22003", "SG001", "SG002", "SG003", "SG004", "SG005", "SG006",
-                "SG010", "SG011", "SG012", "SG013", "SG020", "SG030", "42704", "54001"
+                "SG010", "SG011", "SG012", "SG013", "SG020", "SG030", "42704", "54001", "0A000"
             ]
         );
         assert_eq!(

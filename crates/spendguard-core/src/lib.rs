@@ -8,6 +8,7 @@ pub mod error;
 pub mod fingerprint;
 pub mod key;
 pub mod proposal;
+pub mod scope;
 pub mod spend;
 pub mod usage;
 pub mod validate;

@@ -1,0 +1,466 @@
+//! The operations of SPEC.md §6: validate, lock every budget of every
+//! listed scope in the canonical order, decide all or nothing with
+//! spendguard_core::scope, write. A scope's spend and reservations live on
+//! §1 budgets and holds (one budget per scope and UTC day), opened, settled
+//! and closed through the holds API (crate::budget::holds) only.
+
+use super::store::{BudgetRow, DecisionRow};
+use crate::args::{finite_time, now};
+use crate::budget::holds;
+use crate::spi::{with_db, Db};
+use pgrx::datum::{Interval, TimestampWithTimeZone};
+use spendguard_core::budget::{self, Decision as HoldDecision, Limits};
+use spendguard_core::fingerprint::Fingerprint;
+use spendguard_core::scope::{self, Budget, Decision, Kind, ScopePeriod};
+use spendguard_core::spend::{utc_day, ReservationStatus};
+use spendguard_core::{validate, Error, Result};
+
+/// The §1 budget that keeps a scope's spend on a day.
+fn day_budget(cap: &str, day: i64) -> holds::Budget<'_> {
+    holds::Budget {
+        capability_id: cap,
+        grant_index: i32::try_from(day).expect("a day checked by scope::check_day"),
+    }
+}
+
+/// A call's `at`: finite, on or after 2000-01-01, as (value, its UTC day,
+/// and whether it was given rather than left to its default). A default
+/// `at` is `now()`, the transaction's start, to the microsecond: an `at`
+/// equal to it is taken as the default, and is not part of the request's
+/// fingerprint (a retry that omits it again is the same request).
+fn at_arg(v: Option<TimestampWithTimeZone>) -> Result<(TimestampWithTimeZone, i64, bool)> {
+    let at = finite_time("at", v)?;
+    let micros = i64::from(at);
+    let day = utc_day(micros);
+    scope::check_day(day)?;
+    Ok((at, day, micros != now()))
+}
+
+/// Reads every budget of `scopes` in the period of `day` that contains it,
+/// with its spend and its open, unexpired reservations; locked (in the
+/// canonical order) when `lock`. In decision order.
+fn load(db: &mut Db<'_, '_>, scopes: &[String], day: i64, lock: bool) -> Vec<Budget> {
+    let rows = db.scope_budgets(scopes, lock);
+    totals(db, rows, day)
+}
+
+/// The spend and reservations of configured budgets, one statement per
+/// scope (one snapshot for all of a scope's periods).
+fn totals(db: &mut Db<'_, '_>, rows: Vec<BudgetRow>, day: i64) -> Vec<Budget> {
+    let mut out: Vec<Budget> = Vec::with_capacity(rows.len());
+    let mut i = 0;
+    while i < rows.len() {
+        let scope = rows[i].0.clone();
+        let n = rows[i..].iter().take_while(|r| r.0 == scope).count();
+        let mut ranges = [(0, 0); 4];
+        for (_, period, _) in &rows[i..i + n] {
+            ranges[period.rank()] = period.bounds(day);
+        }
+        let t = holds::family_totals(db, &scope::budget_id(&scope), ranges);
+        for (_, period, limit) in &rows[i..i + n] {
+            let (spent, reserved) = t[period.rank()];
+            out.push(Budget {
+                scope: scope.clone(),
+                period: *period,
+                limit: *limit,
+                period_start: period.bounds(day).0,
+                spent,
+                reserved,
+            });
+        }
+        i += n;
+    }
+    out
+}
+
+fn row_of(
+    d: &Decision,
+    hold_id: Option<&str>,
+    expires_at: Option<TimestampWithTimeZone>,
+) -> DecisionRow {
+    let blocked = d.blocked.map(|i| &d.budgets[i]);
+    DecisionRow {
+        allowed: d.allowed,
+        blocked_scope: blocked.map(|b| b.scope.clone()),
+        blocked_period: blocked.map(|b| b.period),
+        remaining_micros: d.remaining(),
+        hold_id: hold_id.map(str::to_string),
+        expires_at,
+        headroom: scope::headroom_json(d),
+    }
+}
+
+/// An event id's recorded result, when this request was made before with
+/// it (SG004 when another request was). Takes a transaction lock on the
+/// event id first, so concurrent retries of one event id run one at a
+/// time and exactly one of them takes effect.
+fn replay(
+    db: &mut Db<'_, '_>,
+    idem: &Option<(String, Fingerprint)>,
+) -> Result<Option<DecisionRow>> {
+    let Some((event_id, fp)) = idem else {
+        return Ok(None);
+    };
+    let k = spendguard_core::key::id_key(&["scope_request", db.tenant, event_id]);
+    crate::spi::advisory_xact_lock(i64::from_be_bytes(k[..8].try_into().expect("8 bytes")));
+    match db.scope_request(event_id) {
+        Some((recorded, row)) if recorded == fp.as_str() => Ok(Some(row)),
+        Some(_) => Err(Error::IdempotencyConflict {
+            event_id: event_id.clone(),
+        }),
+        None => Ok(None),
+    }
+}
+
+fn remember(db: &mut Db<'_, '_>, idem: &Option<(String, Fingerprint)>, row: &DecisionRow) {
+    if let Some((event_id, fp)) = idem {
+        db.new_scope_request(event_id, fp.as_str(), row);
+    }
+}
+
+fn idempotency(
+    event_id: Option<String>,
+    f: impl FnOnce() -> Fingerprint,
+) -> Result<Option<(String, Fingerprint)>> {
+    Ok(validate::opt_id("event_id", event_id)?.map(|e| (e, f())))
+}
+
+fn fingerprint(kind: &str, scopes: &[String], amount: i64, at: Option<i64>) -> Fingerprint {
+    let mut f = Fingerprint::new(kind);
+    f.int(Some(scopes.len() as i64));
+    for s in scopes {
+        f.text(Some(s));
+    }
+    f.int(Some(amount)).int(at);
+    f
+}
+
+pub fn set_budget(
+    scope_arg: Option<String>,
+    period: Option<String>,
+    limit: Option<i64>,
+    alert_percents: Option<Vec<Option<i32>>>,
+    slices: Option<i32>,
+) -> Result<()> {
+    let s = validate::id("scope", scope_arg)?;
+    let period = ScopePeriod::parse(&validate::required("period", period)?)?;
+    let limit = validate::opt_amount("limit_micros", limit)?;
+    let percents = scope::alert_percents(alert_percents)?;
+    let slices = scope::slices(slices)?;
+    let tenant = crate::tenant::current()?;
+    with_db(&tenant, |db| {
+        db.set_scope_budget(&s, period, limit.map(|l| (l, percents, slices)));
+        Ok(())
+    })
+}
+
+/// The arguments of `scope_reserve`, named as in SQL.
+pub struct ReserveArgs {
+    pub scopes: Option<Vec<Option<String>>>,
+    pub estimate: Option<i64>,
+    pub hold_id: Option<String>,
+    pub at: Option<TimestampWithTimeZone>,
+    pub ttl: Option<Interval>,
+    pub event_id: Option<String>,
+}
+
+pub fn reserve(a: ReserveArgs) -> Result<DecisionRow> {
+    let scopes = scope::scopes(a.scopes)?;
+    let estimate = validate::amount("estimate_micros", a.estimate)?;
+    let hold_id = validate::id("hold_id", a.hold_id)?;
+    let (at, day, explicit) = at_arg(a.at)?;
+    let ttl = crate::args::ttl("ttl", validate::required("ttl", a.ttl)?)?;
+    let idem = idempotency(a.event_id, || {
+        let mut f = fingerprint(
+            "scope_reserve",
+            &scopes,
+            estimate,
+            explicit.then(|| i64::from(at)),
+        );
+        f.text(Some(&hold_id))
+            .int(Some(ttl.months().into()))
+            .int(Some(ttl.days().into()))
+            .int(Some(ttl.micros()));
+        f
+    })?;
+    let tenant = crate::tenant::current()?;
+    with_db(&tenant, |db| {
+        if let Some(row) = replay(db, &idem)? {
+            return Ok(row);
+        }
+        // a taken hold id is SG003 before any budget is read (SPEC §1)
+        if db.scope_reservation(&hold_id).is_some() {
+            return Err(Error::HoldMismatch(format!(
+                "reservation \"{hold_id}\" already exists: a hold id can be reserved only once"
+            )));
+        }
+        let budgets = load(db, &scopes, day, true);
+        let d = scope::decide(budgets, estimate, Kind::Reserve)?;
+        let mut expires_at = None;
+        if d.allowed {
+            for s in &scopes {
+                let cap = scope::budget_id(s);
+                let key = scope::hold_key(&hold_id, s);
+                let b = day_budget(&cap, day);
+                let usage = holds::lock(db, b, Some(&key))?;
+                let after = match budget::authorize(usage, &Limits::default(), estimate)? {
+                    HoldDecision::Authorized(after) => after,
+                    HoldDecision::Denied(d) => unreachable!("a hold without limits ({d:?})"),
+                };
+                let hold = holds::NewHold {
+                    hold_id: &key,
+                    exposure: estimate,
+                    ttl,
+                };
+                expires_at = holds::open(db, b, &hold, Ok(after))?;
+            }
+            let exp = expires_at.expect("an allowed reservation opened its holds");
+            db.new_scope_reservation(&hold_id, &scopes, at, estimate, exp);
+        } else {
+            deny(db, &d, day, Some(&hold_id), estimate)?;
+        }
+        let row = row_of(&d, Some(&hold_id), expires_at);
+        remember(db, &idem, &row);
+        Ok(row)
+    })
+}
+
+/// Logs a denial on the first blocking budget's scope (its §1 budget of
+/// the day): one `authorize_exposure` event with `allowed = false`.
+fn deny(
+    db: &mut Db<'_, '_>,
+    d: &Decision,
+    day: i64,
+    hold_id: Option<&str>,
+    amount: i64,
+) -> Result<()> {
+    let blocked = &d.budgets[d.blocked.expect("a denial names its budget")];
+    let cap = scope::budget_id(&blocked.scope);
+    let key = hold_id.map(|h| scope::hold_key(h, &blocked.scope));
+    let b = day_budget(&cap, day);
+    let usage = holds::lock(db, b, None)?;
+    let reason = match blocked.period {
+        ScopePeriod::Day => "scope_day",
+        ScopePeriod::Week => "scope_week",
+        ScopePeriod::Month => "scope_month",
+        ScopePeriod::Total => "scope_total",
+    };
+    holds::deny(db, b, usage, key.as_deref(), amount, reason)
+}
+
+/// The arguments of `scope_charge` / `scope_record`, named as in SQL.
+pub struct ChargeArgs {
+    pub scopes: Option<Vec<Option<String>>>,
+    pub cost: Option<i64>,
+    pub at: Option<TimestampWithTimeZone>,
+    pub event_id: Option<String>,
+    /// `scope_record`: never refused.
+    pub record: bool,
+}
+
+/// `scope_charge` (all or nothing, like a reservation settled at once) and
+/// `scope_record` (never refused).
+pub fn charge(a: ChargeArgs) -> Result<DecisionRow> {
+    let scopes = scope::scopes(a.scopes)?;
+    let cost = validate::amount("cost_micros", a.cost)?;
+    let (at, day, explicit) = at_arg(a.at)?;
+    let (kind, name) = if a.record {
+        (Kind::Record, "scope_record")
+    } else {
+        (Kind::Charge, "scope_charge")
+    };
+    let idem = idempotency(a.event_id, || {
+        fingerprint(name, &scopes, cost, explicit.then(|| i64::from(at)))
+    })?;
+    let tenant = crate::tenant::current()?;
+    with_db(&tenant, |db| {
+        if let Some(row) = replay(db, &idem)? {
+            return Ok(row);
+        }
+        let budgets = load(db, &scopes, day, true);
+        let d = scope::decide(budgets, cost, kind)?;
+        if d.allowed {
+            for s in &scopes {
+                let cap = scope::budget_id(s);
+                let b = day_budget(&cap, day);
+                let usage = holds::lock(db, b, None)?;
+                holds::record(db, b, usage, cost)?;
+            }
+        } else {
+            deny(db, &d, day, None, cost)?;
+        }
+        let row = row_of(&d, None, None);
+        remember(db, &idem, &row);
+        Ok(row)
+    })
+}
+
+/// Closes a reservation (settle with its cost, or cancel), once: every
+/// scope's hold is settled (the cost realized on the scope's budget of the
+/// reservation's day, even above the estimate, even after expiry) or
+/// released, and the reservation closed. Returns the decision row of the
+/// state after (settle).
+fn close(
+    hold_id: String,
+    cost: Option<i64>,
+    idem: Option<(String, Fingerprint)>,
+) -> Result<DecisionRow> {
+    let tenant = crate::tenant::current()?;
+    with_db(&tenant, |db| {
+        if let Some(row) = replay(db, &idem)? {
+            return Ok(row);
+        }
+        let r = db
+            .scope_reservation(&hold_id)
+            .ok_or_else(|| Error::HoldNotFound {
+                hold_id: hold_id.clone(),
+            })?;
+        let closed = |status: ReservationStatus| Error::HoldNotOpen {
+            hold_id: hold_id.clone(),
+            disposition: status.as_str().to_string(),
+        };
+        if r.status != ReservationStatus::Open {
+            return Err(closed(r.status));
+        }
+        let day = utc_day(i64::from(r.at));
+        // lock order: the scopes' budgets, then each scope's §1 budget row
+        // and hold (scope order), then the reservation
+        let _ = db.scope_budgets(&r.scopes, true);
+        let mut locked = Vec::with_capacity(r.scopes.len());
+        for s in &r.scopes {
+            locked.push(holds::lock_hold(db, &scope::hold_key(&hold_id, s))?);
+        }
+        let status = db
+            .lock_scope_reservation(&hold_id)
+            .ok_or_else(|| Error::HoldNotFound {
+                hold_id: hold_id.clone(),
+            })?;
+        // closed by a concurrent call while this one waited for the locks
+        if status != ReservationStatus::Open {
+            return Err(closed(status));
+        }
+        for h in locked {
+            match cost {
+                Some(c) => holds::settle(db, h, c)?,
+                None => holds::close(db, h)?,
+            }
+        }
+        let status = if cost.is_some() {
+            ReservationStatus::Settled
+        } else {
+            ReservationStatus::Cancelled
+        };
+        db.close_scope_reservation(&hold_id, status, cost);
+        let d = Decision {
+            allowed: true,
+            budgets: load(db, &r.scopes, day, false),
+            blocks: Vec::new(),
+            blocked: None,
+        };
+        let row = row_of(&d, Some(&hold_id), Some(r.expires_at));
+        remember(db, &idem, &row);
+        Ok(row)
+    })
+}
+
+pub fn settle(
+    hold_id: Option<String>,
+    cost: Option<i64>,
+    event_id: Option<String>,
+) -> Result<DecisionRow> {
+    let hold_id = validate::id("hold_id", hold_id)?;
+    let cost = validate::amount("cost_micros", cost)?;
+    let idem = idempotency(event_id, || {
+        let mut f = Fingerprint::new("scope_settle");
+        f.text(Some(&hold_id)).int(Some(cost));
+        f
+    })?;
+    close(hold_id, Some(cost), idem)
+}
+
+pub fn cancel(hold_id: Option<String>) -> Result<()> {
+    let hold_id = validate::id("hold_id", hold_id)?;
+    close(hold_id, None, None).map(|_| ())
+}
+
+/// One row of `scope_usage`.
+pub struct UsageRow {
+    pub scope: String,
+    pub period: ScopePeriod,
+    pub period_start: i64,
+    pub limit: i64,
+    pub spent: i64,
+    pub reserved: i64,
+    pub remaining: i64,
+}
+
+pub fn usage(
+    scope_arg: Option<String>,
+    at: Option<TimestampWithTimeZone>,
+) -> Result<Vec<UsageRow>> {
+    let s = validate::opt_id("scope", scope_arg)?;
+    let (_, day, _) = at_arg(at)?;
+    let tenant = crate::tenant::current()?;
+    with_db(&tenant, |db| {
+        let rows = match &s {
+            Some(s) => db.scope_budgets(std::slice::from_ref(s), false),
+            None => db.all_scope_budgets(),
+        };
+        Ok(totals(db, rows, day)
+            .into_iter()
+            .map(|b| UsageRow {
+                remaining: b.remaining(),
+                scope: b.scope,
+                period: b.period,
+                period_start: b.period_start,
+                limit: b.limit,
+                spent: b.spent,
+                reserved: b.reserved,
+            })
+            .collect())
+    })
+}
+
+/// `scope_spend`: the spend of a scope in each period (of kind `period`)
+/// from the one that contains `since` to the one that contains `until`, one
+/// row per period in which the scope was named; (period start, spend).
+pub fn spend(
+    scope_arg: Option<String>,
+    period: Option<String>,
+    since: Option<TimestampWithTimeZone>,
+    until: Option<TimestampWithTimeZone>,
+) -> Result<Vec<(i64, i64)>> {
+    let s = validate::id("scope", scope_arg)?;
+    let period = ScopePeriod::parse(&validate::required("period", period)?)?;
+    let since = utc_day(i64::from(finite_time("since", since)?));
+    let until = utc_day(i64::from(finite_time("until", until)?));
+    if since < 0 {
+        scope::check_day(since).map_err(|_| {
+            Error::InvalidParameter(
+                "since must be on or after 2000-01-01: scoped spend is kept from then on".into(),
+            )
+        })?;
+    }
+    if until < since {
+        return Ok(Vec::new());
+    }
+    let (from, _) = period.bounds(since);
+    let (_, to) = period.bounds(until);
+    let tenant = crate::tenant::current()?;
+    with_db(&tenant, |db| {
+        let days = holds::family_realized(db, &scope::budget_id(&s), from, to);
+        let mut out: Vec<(i64, i64)> = Vec::new();
+        for (d, realized) in days {
+            let start = period.bounds(d).0;
+            match out.last_mut() {
+                Some((p, sum)) if *p == start => {
+                    *sum = sum.checked_add(realized).ok_or_else(|| {
+                        Error::OutOfRange(format!("spend of scope \"{s}\" would overflow bigint"))
+                    })?;
+                }
+                _ => out.push((start, realized)),
+            }
+        }
+        Ok(out)
+    })
+}
