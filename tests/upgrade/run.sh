@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The upgrade test (make upgrade, part of make test): 0.1.0's install SQL
-# (kept here, as are 0.2.0's and 0.3.0's, tested the same way at the end) with today's library, a history written through 0.1.0's
+# (kept here, as are 0.2.0's, 0.3.0's and 0.3.1's, tested the same way at the end) with today's library, a history written through 0.1.0's
 # functions, ALTER EXTENSION spendguard UPDATE, then
 #  (a) the upgraded schema equals a fresh install (normalized pg_dump diff),
 #  (b) every old row is intact and verify() is clean in every tenant.
@@ -138,7 +138,7 @@ bad=$(psql_ -d sg_upgrade_old -At -c "SET spendguard.tenant = 'acme'; SELECT cou
 n=$(echo "$before" | wc -l)
 echo "upgrade 0.1.0 -> $version: schema and catalog ($lines objects) equal to a fresh install, $n rows intact, verify() clean"
 
-# From 0.2.0 and 0.3.0 (their install SQL is kept here too): a history
+# From 0.2.0, 0.3.0 and 0.3.1 (their install SQL is kept here too): a history
 # written by real calls (today's library writes their tables as they did),
 # then UPDATE.
 from_release() {
@@ -214,10 +214,21 @@ SQL
 )
   [ "$got" = $'\n6000|261\n261\n15\n2\n1' ] ||
     { echo "spend and caps written before the update from $from, read after it: $got" >&2; exit 1; }
-  echo "upgrade $from -> $version: schema, catalog and pg_dump registrations equal to a fresh install, $(echo "$before" | wc -l) rows intact, history retires, calls before and after the update agree, verify() clean"
+  # scoped budgets (0.4.0) work on the updated database
+  got=$(psql_ -d "$db" -At <<'SQL'
+SET spendguard.tenant = 'acme';
+SELECT spendguard.scope_set_budget('org:a', 'day', 10);
+SELECT allowed FROM spendguard.scope_charge(ARRAY['org:a', 'user:u'], 6);
+SELECT allowed, blocked_scope FROM spendguard.scope_charge(ARRAY['user:u', 'org:a'], 6);
+SELECT count(*) FROM spendguard.verify();
+SQL
+)
+  [ "$got" = $'\nt\nf|org:a\n0' ] || { echo "scoped budgets on the database updated from $from: $got" >&2; exit 1; }
+  echo "upgrade $from -> $version: schema, catalog and pg_dump registrations equal to a fresh install, $(echo "$before" | wc -l) rows intact, history retires, calls before and after the update agree, scoped budgets work, verify() clean"
 }
 from_release 0.2.0
 from_release 0.3.0
+from_release 0.3.1
 
 # 0.3.1 makes monitor_spend_by_group again (its spend_micros is numeric
 # now): the SELECT an admin granted on it survives the update.
@@ -249,4 +260,4 @@ got=$(psql_ -d sg_upgrade_grants -At -c "
          (SELECT used FROM spendguard.usage_cap_check('api', 'user', 'u', 100, '1 hour'))")
 [ "$got" = "t|t|f|numeric|2|2" ] || { echo "grants and calls across the update from 0.3.0: $got" >&2; exit 1; }
 echo "upgrade 0.3.0 -> $version keeps the grants on the monitoring view it makes again; one session serves calls across the update"
-echo "4 passed, 0 failed"
+echo "5 passed, 0 failed"

@@ -22,7 +22,7 @@ use spendguard_it::{assert_verified, clock_seed, connect, uniq, Rng};
 /// docs/reference.md.
 const DOCUMENTED: &[&str] = &[
     "22023", "22004", "22003", "SG001", "SG002", "SG003", "SG004", "SG005", "SG006", "SG010",
-    "SG011", "SG012", "SG013", "SG020", "54001",
+    "SG011", "SG012", "SG013", "SG020", "54001", "0A000",
 ];
 
 /// The fuzzer's draws on the shared generator.
@@ -112,6 +112,8 @@ struct Pools {
     jsonb: Vec<String>,
     date: Vec<String>,
     uuid: Vec<String>,
+    text_array: Vec<String>,
+    int4_array: Vec<String>,
 }
 
 impl Pools {
@@ -153,6 +155,9 @@ impl Pools {
             "day",
             "week",
             "month",
+            "total",
+            "org:a",
+            "user:u1",
             "DAY",
             "User",
             // odd unicode
@@ -239,6 +244,37 @@ impl Pools {
                 "00000000-0000-0000-0000-000000000000",
                 "11111111-1111-1111-1111-111111111111",
             ]),
+            text_array: {
+                let mut a = s(&[
+                    "{}",
+                    "{org:a}",
+                    "{org:a,user:u1,org:a}",
+                    "{user:u1,key:k,team:t,org:a}",
+                    "{NULL}",
+                    "{org:a,NULL}",
+                    "{\"\"}",
+                    "{{org:a},{user:u1}}",
+                ]);
+                a.push(format!("{{{}}}", vec!["s"; 32].join(",")));
+                a.push(format!(
+                    "{{{}}}",
+                    (0..33)
+                        .map(|i| format!("s{i}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ));
+                a.push(format!("{{{}}}", rng.word(1025)));
+                a
+            },
+            int4_array: s(&[
+                "{}",
+                "{50,100}",
+                "{100,50,100}",
+                "{0}",
+                "{1001}",
+                "{NULL}",
+                "{-1}",
+            ]),
         }
     }
 
@@ -256,6 +292,8 @@ impl Pools {
             "jsonb" => &self.jsonb,
             "date" => &self.date,
             "uuid" => &self.uuid,
+            "text[]" => &self.text_array,
+            "integer[]" => &self.int4_array,
             other => panic!("the fuzzer has no values for arguments of type {other}: add a pool"),
         };
         Some(rng.pick(pool).clone())

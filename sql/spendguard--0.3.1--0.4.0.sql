@@ -1,0 +1,541 @@
+-- spendguard 0.3.1 -> 0.4.0 (written from the 0.4.0 install SQL; every
+-- copied statement is the install's own, so an updated schema equals a fresh
+-- 0.4.0 install: tests/upgrade/run.sh compares schema, catalog and extconfig).
+--
+-- Scoped budgets (issue 17, SPEC §6): the scope_period domain, the tables
+-- scope_budget, scope_reservation and scope_request, the scope_decision
+-- type, the functions scope_set_budget, scope_reserve, scope_settle,
+-- scope_cancel, scope_charge, scope_record, scope_usage and scope_spend,
+-- and verify() checks scoped reservations' holds (scope_reservation.hold).
+-- Nothing existing is rewritten: the update only adds.
+\echo Use "ALTER EXTENSION spendguard UPDATE TO '0.4.0'" to load this file. \quit
+
+-- sql/scope.sql
+-- spendguard scopes: scoped budgets, one decision across every budget that
+-- applies (SPEC.md §6). Loaded after bootstrap.sql and before the Rust
+-- functions that return these types; RLS and function comments are in
+-- finalize.sql.
+--
+-- A scope's spend and reservations are not kept here: they live on §1
+-- budgets, one per scope and UTC day (capability_id 'scope:' || a digest of
+-- the scope, grant_index the day; spendguard_core::scope::budget_id).
+-- Spend is their realized spend, a reservation one hold on each scope it
+-- names, so the event log, hold expiry, budget_expire_holds and verify()
+-- are §1's. These tables say what the budgets are, which reservation holds
+-- what, and what an event id decided.
+
+CREATE DOMAIN spendguard.scope_period AS text CHECK (VALUE IN ('day', 'week', 'month', 'total'));
+COMMENT ON DOMAIN spendguard.scope_period IS
+  'The period of a scoped budget: a UTC day, week (from Monday) or month, or total (never resets)';
+
+-- Budgets: at most one per scope and period kind. The scope column sorts
+-- by bytes (COLLATE "C"): the order budgets are locked and named in.
+CREATE TABLE spendguard.scope_budget (
+  tenant_id      text        NOT NULL,
+  scope          text        COLLATE "C" NOT NULL CHECK (scope <> ''),
+  period         spendguard.scope_period NOT NULL,
+  limit_micros   bigint      NOT NULL CHECK (limit_micros >= 0),
+  alert_percents integer[]   NOT NULL DEFAULT '{}'
+    CHECK (array_position(alert_percents, NULL) IS NULL
+           AND 1 <= ALL (alert_percents) AND 1000 >= ALL (alert_percents)),
+  slices         integer     NOT NULL DEFAULT 1 CHECK (slices BETWEEN 1 AND 64),
+  updated_at     timestamptz NOT NULL DEFAULT now(),
+  -- tenant and scope are ids of at most 1,024 bytes each (SPEC §0): an
+  -- entry of both still fits a btree page
+  PRIMARY KEY (tenant_id, scope, period)
+);
+COMMENT ON TABLE spendguard.scope_budget IS
+  'Scoped budgets: the limit of a scope per UTC day, week, month or in total, with its alert thresholds';
+SELECT pg_catalog.pg_extension_config_dump('spendguard.scope_budget', '');
+
+-- Reservations of scope_reserve: the hold of each scope named is a §1 hold
+-- (its id spendguard_core::scope::hold_key(hold_id, scope)) on the scope's
+-- budget of the UTC day of at; this row says which scopes, when, and how
+-- the reservation was closed (once).
+CREATE TABLE spendguard.scope_reservation (
+  tenant_id       text        NOT NULL,
+  hold_id         text        NOT NULL CHECK (hold_id <> ''),
+  scopes          text[]      COLLATE "C" NOT NULL CHECK (cardinality(scopes) BETWEEN 1 AND 32),
+  at              timestamptz NOT NULL,
+  estimate_micros bigint      NOT NULL CHECK (estimate_micros >= 0),
+  expires_at      timestamptz NOT NULL,
+  status          spendguard.reservation_status NOT NULL DEFAULT 'open',
+  cost_micros     bigint      CHECK (cost_micros >= 0),
+  created_at      timestamptz NOT NULL DEFAULT now(),
+  closed_at       timestamptz,
+  PRIMARY KEY (tenant_id, hold_id),
+  CHECK ((status = 'open') = (closed_at IS NULL)),
+  CHECK ((status = 'settled') = (cost_micros IS NOT NULL))
+);
+COMMENT ON TABLE spendguard.scope_reservation IS
+  'Reservations of scope_reserve: the scopes they hold room in, their at, estimate and expiry, and how they were closed';
+SELECT pg_catalog.pg_extension_config_dump('spendguard.scope_reservation', '');
+
+-- The result of every scoped call made with an event id, returned again by
+-- a retry of the same request (SPEC §6 "Idempotent").
+CREATE TABLE spendguard.scope_request (
+  tenant_id           text        NOT NULL,
+  event_id            text        NOT NULL CHECK (event_id <> ''),
+  request_fingerprint text        NOT NULL,
+  allowed             boolean     NOT NULL,
+  blocked_scope       text,
+  blocked_period      spendguard.scope_period,
+  remaining_micros    bigint,
+  hold_id             text,
+  expires_at          timestamptz,
+  headroom            jsonb       NOT NULL,
+  recorded_at         timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, event_id)
+);
+COMMENT ON TABLE spendguard.scope_request IS
+  'What each scoped call with an event id decided: returned again for a retry of the same request';
+SELECT pg_catalog.pg_extension_config_dump('spendguard.scope_request', '');
+
+CREATE TYPE spendguard.scope_decision AS (
+  allowed          boolean,
+  blocked_scope    text,
+  blocked_period   text,
+  remaining_micros bigint,
+  hold_id          text,
+  expires_at       timestamptz,
+  headroom         jsonb
+);
+COMMENT ON TYPE spendguard.scope_decision IS
+  'Result of spendguard.scope_reserve, scope_settle, scope_charge and scope_record';
+
+CREATE  FUNCTION "scope_set_budget"(
+	"scope" TEXT, /* Option < String > */
+	"period" TEXT, /* Option < String > */
+	"limit_micros" bigint, /* Option < i64 > */
+	"alert_percents" INT[] DEFAULT '{}', /* :: std :: option :: Option < Vec < Option < i32 > > > */
+	"slices" INT DEFAULT 1 /* Option < i32 > */
+) RETURNS void
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'scope_set_budget_wrapper';
+
+CREATE  FUNCTION "scope_reserve"(
+	"scopes" TEXT[], /* :: std :: option :: Option < Vec < Option < String > > > */
+	"estimate_micros" bigint, /* Option < i64 > */
+	"hold_id" TEXT, /* Option < String > */
+	"at" timestamp with time zone DEFAULT now(), /* Option < TimestampWithTimeZone > */
+	"ttl" interval DEFAULT '15 minutes', /* Option < Interval > */
+	"event_id" TEXT DEFAULT NULL /* Option < String > */
+) RETURNS spendguard.scope_decision /* :: pgrx :: heap_tuple :: PgHeapTuple < '_, :: pgrx :: pgbox :: AllocatedByRust
+> */
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'scope_reserve_wrapper';
+
+CREATE  FUNCTION "scope_settle"(
+	"hold_id" TEXT, /* Option < String > */
+	"cost_micros" bigint, /* Option < i64 > */
+	"event_id" TEXT DEFAULT NULL /* Option < String > */
+) RETURNS spendguard.scope_decision /* :: pgrx :: heap_tuple :: PgHeapTuple < '_, :: pgrx :: pgbox :: AllocatedByRust
+> */
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'scope_settle_wrapper';
+
+CREATE  FUNCTION "scope_cancel"(
+	"hold_id" TEXT /* Option < String > */
+) RETURNS void
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'scope_cancel_wrapper';
+
+CREATE  FUNCTION "scope_charge"(
+	"scopes" TEXT[], /* :: std :: option :: Option < Vec < Option < String > > > */
+	"cost_micros" bigint, /* Option < i64 > */
+	"at" timestamp with time zone DEFAULT now(), /* Option < TimestampWithTimeZone > */
+	"event_id" TEXT DEFAULT NULL /* Option < String > */
+) RETURNS spendguard.scope_decision /* :: pgrx :: heap_tuple :: PgHeapTuple < '_, :: pgrx :: pgbox :: AllocatedByRust
+> */
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'scope_charge_wrapper';
+
+CREATE  FUNCTION "scope_record"(
+	"scopes" TEXT[], /* :: std :: option :: Option < Vec < Option < String > > > */
+	"cost_micros" bigint, /* Option < i64 > */
+	"at" timestamp with time zone DEFAULT now(), /* Option < TimestampWithTimeZone > */
+	"event_id" TEXT DEFAULT NULL /* Option < String > */
+) RETURNS spendguard.scope_decision /* :: pgrx :: heap_tuple :: PgHeapTuple < '_, :: pgrx :: pgbox :: AllocatedByRust
+> */
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'scope_record_wrapper';
+
+CREATE  FUNCTION "scope_usage"(
+	"scope" TEXT DEFAULT NULL, /* Option < String > */
+	"at" timestamp with time zone DEFAULT now() /* Option < TimestampWithTimeZone > */
+) RETURNS TABLE (
+	"scope" TEXT,  /* String */
+	"period" TEXT,  /* String */
+	"period_start" date,  /* Date */
+	"limit_micros" bigint,  /* i64 */
+	"spent_micros" bigint,  /* i64 */
+	"reserved_micros" bigint,  /* i64 */
+	"remaining_micros" bigint  /* i64 */
+)
+STABLE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'scope_usage_wrapper';
+
+CREATE  FUNCTION "scope_spend"(
+	"scope" TEXT, /* Option < String > */
+	"period" TEXT, /* Option < String > */
+	"since" timestamp with time zone, /* Option < TimestampWithTimeZone > */
+	"until" timestamp with time zone DEFAULT now() /* Option < TimestampWithTimeZone > */
+) RETURNS TABLE (
+	"period_start" date,  /* Date */
+	"spent_micros" bigint  /* i64 */
+)
+STABLE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'scope_spend_wrapper';
+
+-- sql/verify.sql: verify() checks scoped reservations
+-- spendguard.verify(): the auditor of SPEC §1 "Verifying".
+--
+-- It replays the current tenant's event log and returns one row for every
+-- invariant that does not hold, none when the state is sound. It is written
+-- in SQL on purpose: a second implementation of the fold, independent of
+-- the Rust rules that wrote the rows, so a bug in those rules cannot hide
+-- itself. It is one statement, so it reads one consistent snapshot, and it
+-- only reads (AccessShareLock), so it never blocks a call.
+--
+-- The optional budget key narrows it to one budget; every read then goes
+-- through the per-budget indexes (budget_event_budget, budget_hold_budget,
+-- the usage primary key).
+--
+-- Retired history (sql/retire.sql): each budget's fold starts from its
+-- newest checkpoint (counters, unheld exposure, last allowed event) and goes
+-- on with the events after it; a hold row whose events were all retired must
+-- be closed with nothing left, and their number and realized spend must be
+-- the checkpoint's. PL/pgSQL, not SQL, for that: its plan cache
+-- plans the query for the values given, folding the "$1 IS NULL OR" tests,
+-- where a SQL function's one generic plan scanned whole tables.
+CREATE OR REPLACE FUNCTION spendguard.verify(capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL)
+RETURNS TABLE (object text, check_name text, expected text, actual text)
+LANGUAGE plpgsql STABLE AS $fn$
+BEGIN
+PERFORM spendguard.check_reader();
+PERFORM spendguard.check_id('capability_id', $1);
+PERFORM spendguard.check_grant_index($2);
+RETURN QUERY
+WITH
+tenant AS (SELECT spendguard.current_tenant() AS id),
+-- each budget's newest checkpoint: where its fold starts
+ckpt AS (
+  SELECT DISTINCT ON (k.capability_id, k.grant_index) k.*
+  FROM spendguard.budget_checkpoint k, tenant t
+  WHERE k.tenant_id = t.id
+    AND ($1 IS NULL OR k.capability_id = $1)
+    AND ($2 IS NULL OR k.grant_index = $2)
+  ORDER BY k.capability_id, k.grant_index, k.through_seq DESC
+),
+-- every event of the scope after its budget's checkpoint, with what it did
+-- to the counters (denials: nothing)
+ev AS (
+  SELECT e.*,
+    coalesce(k.invocation_count, 0)::numeric AS k_count,
+    coalesce(k.total_cost_exposed, 0)::numeric AS k_exposed,
+    coalesce(k.total_cost_realized, 0)::numeric AS k_realized,
+    CASE WHEN NOT e.allowed THEN 0
+         WHEN e.kind IN ('authorize_exposure', 'increment_invocation') THEN 1
+         WHEN e.kind = 'reverse_exposure' THEN -1
+         ELSE 0 END::numeric AS d_count,
+    CASE WHEN NOT e.allowed OR e.kind = 'increment_invocation' THEN 0
+         WHEN e.kind = 'authorize_exposure' THEN e.exposure_units::numeric
+         ELSE -(e.exposure_units::numeric) END AS d_exposed,
+    CASE WHEN e.allowed AND e.kind = 'reconcile_spend' THEN e.realized_spend_units
+         ELSE 0 END::numeric AS d_realized
+  FROM spendguard.budget_event e
+  JOIN tenant t ON e.tenant_id = t.id
+  LEFT JOIN ckpt k ON k.capability_id = e.capability_id AND k.grant_index = e.grant_index
+  WHERE ($1 IS NULL OR e.capability_id = $1)
+    AND ($2 IS NULL OR e.grant_index = $2)
+    AND e.event_seq > coalesce(k.through_seq, 0)
+),
+-- the running fold along each budget's history in event_seq order
+chain AS (
+  SELECT ev.*,
+    ev.k_count + sum(ev.d_count) OVER w AS f_count,
+    ev.k_exposed + sum(ev.d_exposed) OVER w AS f_exposed,
+    ev.k_realized + sum(ev.d_realized) OVER w AS f_realized
+  FROM ev
+  WINDOW w AS (PARTITION BY ev.capability_id, ev.grant_index ORDER BY ev.event_seq
+               ROWS UNBOUNDED PRECEDING)
+),
+-- the first event of each budget whose recorded totals are not the fold
+-- up to it (later ones follow from it, so only the first is reported)
+broken_chain AS (
+  SELECT DISTINCT ON (c.capability_id, c.grant_index) c.*
+  FROM chain c
+  WHERE (c.invocation_count_after::numeric, c.total_cost_exposed_after::numeric,
+         c.total_cost_realized_after::numeric)
+        IS DISTINCT FROM (c.f_count, c.f_exposed, c.f_realized)
+  ORDER BY c.capability_id, c.grant_index, c.event_seq
+),
+ev_fold AS (
+  SELECT ev.capability_id, ev.grant_index,
+    sum(ev.d_count) AS count, sum(ev.d_exposed) AS exposed, sum(ev.d_realized) AS realized,
+    max(ev.event_seq) FILTER (WHERE ev.allowed) AS seq,
+    sum(ev.d_exposed) FILTER (WHERE ev.hold_id IS NULL) AS unheld_exposed
+  FROM ev GROUP BY ev.capability_id, ev.grant_index
+),
+-- checkpoint + the events after it
+fold AS (
+  SELECT coalesce(f.capability_id, k.capability_id) AS capability_id,
+    coalesce(f.grant_index, k.grant_index) AS grant_index,
+    coalesce(k.invocation_count, 0) + coalesce(f.count, 0) AS count,
+    coalesce(k.total_cost_exposed, 0) + coalesce(f.exposed, 0) AS exposed,
+    coalesce(k.total_cost_realized, 0) + coalesce(f.realized, 0) AS realized,
+    coalesce(f.seq, k.last_allowed_seq, 0) AS seq,
+    coalesce(k.unheld_exposed, 0) + coalesce(f.unheld_exposed, 0) AS unheld_exposed
+  FROM ev_fold f
+  FULL JOIN ckpt k ON k.capability_id = f.capability_id AND k.grant_index = f.grant_index
+),
+usage AS (
+  SELECT u.* FROM spendguard.budget_usage u, tenant t
+  WHERE u.tenant_id = t.id
+    AND ($1 IS NULL OR u.capability_id = $1)
+    AND ($2 IS NULL OR u.grant_index = $2)
+),
+holds AS (
+  SELECT h.* FROM spendguard.budget_hold h, tenant t
+  WHERE h.tenant_id = t.id
+    AND ($1 IS NULL OR h.capability_id = $1)
+    AND ($2 IS NULL OR h.grant_index = $2)
+),
+open_holds AS (
+  SELECT h.capability_id, h.grant_index, sum(h.remaining_exposure) AS remaining
+  FROM holds h WHERE h.disposition = 'open'
+  GROUP BY h.capability_id, h.grant_index
+),
+budgets AS (
+  SELECT coalesce(u.capability_id, f.capability_id) AS capability_id,
+         coalesce(u.grant_index, f.grant_index) AS grant_index,
+         u.capability_id IS NOT NULL AS has_row,
+         u.invocation_count, u.total_cost_exposed, u.total_cost_realized, u.seq,
+         coalesce(f.count, 0) AS f_count, coalesce(f.exposed, 0) AS f_exposed,
+         coalesce(f.realized, 0) AS f_realized, coalesce(f.seq, 0) AS f_seq,
+         coalesce(f.unheld_exposed, 0) + coalesce(o.remaining, 0) AS split_exposed
+  FROM usage u
+  FULL JOIN fold f ON f.capability_id = u.capability_id AND f.grant_index = u.grant_index
+  LEFT JOIN open_holds o
+    ON o.capability_id = coalesce(u.capability_id, f.capability_id)
+   AND o.grant_index = coalesce(u.grant_index, f.grant_index)
+),
+-- each hold's own events folded: authorized, given back, realized, and the
+-- kind of its last event (which decides its disposition)
+hold_ev AS (
+  SELECT ev.hold_id,
+    min(ev.capability_id) AS capability_id, min(ev.grant_index) AS grant_index,
+    count(*) FILTER (WHERE ev.kind = 'authorize_exposure') AS authorizations,
+    sum(ev.exposure_units) FILTER (WHERE ev.kind = 'authorize_exposure') AS authorized,
+    coalesce(sum(ev.exposure_units) FILTER (WHERE ev.kind <> 'authorize_exposure'), 0) AS given_back,
+    coalesce(sum(ev.realized_spend_units) FILTER (WHERE ev.kind = 'reconcile_spend'), 0) AS realized,
+    (array_agg(ev.kind ORDER BY ev.event_seq DESC))[1] AS last_kind
+  FROM ev WHERE ev.allowed AND ev.hold_id IS NOT NULL
+  GROUP BY ev.hold_id
+),
+hold_fold AS (
+  SELECT x.*, coalesce(x.authorized, 0) - x.given_back AS remaining,
+    CASE x.last_kind
+      WHEN 'authorize_exposure' THEN 'open'
+      WHEN 'release_exposure' THEN
+        CASE WHEN coalesce(x.authorized, 0) - x.given_back > 0 THEN 'open' ELSE 'released' END
+      WHEN 'reverse_exposure' THEN 'reversed'
+      WHEN 'reconcile_spend' THEN 'reconciled'
+      WHEN 'expire_exposure' THEN 'expired'
+    END AS disposition
+  FROM hold_ev x
+),
+hold_pairs AS (
+  SELECT coalesce(h.hold_id, f.hold_id) AS hold_id,
+         h.hold_id IS NOT NULL AS has_row, f.hold_id IS NOT NULL AS has_events,
+         h.capability_id, h.grant_index,
+         k.capability_id IS NOT NULL AS has_checkpoint,
+         h.authorized_exposure, h.remaining_exposure, h.realized_spend, h.disposition,
+         f.authorizations, f.authorized AS f_authorized, f.remaining AS f_remaining,
+         f.realized AS f_realized, f.disposition AS f_disposition
+  FROM holds h FULL JOIN hold_fold f ON f.hold_id = h.hold_id
+  LEFT JOIN ckpt k ON k.capability_id = h.capability_id AND k.grant_index = h.grant_index
+),
+-- hold rows whose events were all retired, per budget with a checkpoint
+retired AS (
+  SELECT k.capability_id, k.grant_index, k.retired_holds, k.retired_hold_realized,
+         count(p.hold_id) AS holds, coalesce(sum(p.realized_spend), 0) AS realized
+  FROM ckpt k
+  LEFT JOIN hold_pairs p ON p.has_row AND NOT p.has_events
+   AND p.capability_id = k.capability_id AND p.grant_index = k.grant_index
+  GROUP BY k.capability_id, k.grant_index, k.retired_holds, k.retired_hold_realized
+),
+-- reservations (SPEC §2) whose hold row is missing: only for the whole
+-- tenant (without a hold a reservation has no budget to filter by)
+lost_reservations AS (
+  SELECT r.hold_id FROM spendguard.spend_reservation r, tenant t
+  WHERE $1 IS NULL AND $2 IS NULL AND r.tenant_id = t.id
+    AND NOT EXISTS (SELECT 1 FROM spendguard.budget_hold h
+                    WHERE h.tenant_id = r.tenant_id AND h.hold_id = r.hold_id)
+),
+-- scoped reservations (SPEC §6): one §1 hold per scope named, its id
+-- spendguard_core::scope::hold_key; missing, or still open once the
+-- reservation was settled or cancelled. Whole tenant only, as above.
+scope_holds AS (
+  SELECT r.hold_id, r.status, s.scope, h.disposition
+  FROM spendguard.scope_reservation r
+  JOIN tenant t ON r.tenant_id = t.id
+  CROSS JOIN LATERAL unnest(r.scopes) s(scope)
+  LEFT JOIN spendguard.budget_hold h
+    ON h.tenant_id = r.tenant_id
+   AND h.hold_id = 'scope-hold:' || left(encode(spendguard.id_key(r.hold_id, s.scope), 'hex'), 32)
+  WHERE $1 IS NULL AND $2 IS NULL
+),
+problems AS (
+  -- budgets: counters = fold of allowed events
+  SELECT format('budget (%L, %s)', b.capability_id, b.grant_index) AS object,
+         'usage.exists' AS check_name, 'a budget_usage row' AS expected, 'none' AS actual, 1 AS o
+  FROM budgets b WHERE NOT b.has_row
+  UNION ALL
+  SELECT format('budget (%L, %s)', b.capability_id, b.grant_index), 'usage.invocation_count',
+         b.f_count::text, b.invocation_count::text, 2
+  FROM budgets b WHERE b.has_row AND b.invocation_count::numeric <> b.f_count
+  UNION ALL
+  SELECT format('budget (%L, %s)', b.capability_id, b.grant_index), 'usage.total_cost_exposed',
+         b.f_exposed::text, b.total_cost_exposed::text, 3
+  FROM budgets b WHERE b.has_row AND b.total_cost_exposed::numeric <> b.f_exposed
+  UNION ALL
+  SELECT format('budget (%L, %s)', b.capability_id, b.grant_index), 'usage.total_cost_realized',
+         b.f_realized::text, b.total_cost_realized::text, 4
+  FROM budgets b WHERE b.has_row AND b.total_cost_realized::numeric <> b.f_realized
+  UNION ALL
+  -- the budget's seq is the commit index of its last allowed event
+  SELECT format('budget (%L, %s)', b.capability_id, b.grant_index), 'usage.seq',
+         b.f_seq::text, b.seq::text, 5
+  FROM budgets b WHERE b.has_row AND b.seq <> b.f_seq
+  UNION ALL
+  SELECT format('budget (%L, %s)', b.capability_id, b.grant_index), 'usage.non_negative',
+         'every counter >= 0',
+         format('invocation_count=%s, total_cost_exposed=%s, total_cost_realized=%s',
+                b.invocation_count, b.total_cost_exposed, b.total_cost_realized), 6
+  FROM budgets b
+  WHERE b.has_row AND least(b.invocation_count, b.total_cost_exposed, b.total_cost_realized) < 0
+  UNION ALL
+  -- exposure = open holds' remaining + exposure authorized without a hold
+  SELECT format('budget (%L, %s)', b.capability_id, b.grant_index), 'usage.exposure_split',
+         b.split_exposed::text, b.total_cost_exposed::text, 7
+  FROM budgets b WHERE b.has_row AND b.total_cost_exposed::numeric <> b.split_exposed
+  UNION ALL
+  -- along each budget's history in event_seq order, each event's *_after
+  -- totals are the fold up to and including it
+  SELECT format('event %s of budget (%L, %s)', c.event_seq, c.capability_id, c.grant_index),
+         'event.chain',
+         format('after=(%s, %s, %s)', c.f_count, c.f_exposed, c.f_realized),
+         format('after=(%s, %s, %s)', c.invocation_count_after, c.total_cost_exposed_after,
+                c.total_cost_realized_after), 8
+  FROM broken_chain c
+  UNION ALL
+  -- holds: row and events agree
+  SELECT format('hold %L', p.hold_id), 'hold.exists',
+         CASE WHEN p.has_row THEN 'an authorize_exposure event' ELSE 'a budget_hold row' END,
+         'none', 9
+  FROM hold_pairs p
+  WHERE NOT (p.has_row AND p.has_events) AND NOT (p.has_row AND p.has_checkpoint)
+  UNION ALL
+  -- a hold whose events were retired is closed and has nothing left
+  SELECT format('hold %L', p.hold_id), 'hold.retired',
+         'closed with remaining_exposure=0',
+         format('disposition=%s, remaining_exposure=%s', p.disposition, p.remaining_exposure), 15
+  FROM hold_pairs p
+  WHERE p.has_row AND NOT p.has_events AND p.has_checkpoint
+    AND (p.disposition = 'open' OR p.remaining_exposure <> 0)
+  UNION ALL
+  SELECT format('budget (%L, %s)', r.capability_id, r.grant_index), 'checkpoint.retired_holds',
+         format('%s holds, realized_spend=%s', r.retired_holds, r.retired_hold_realized),
+         format('%s holds, realized_spend=%s', r.holds, r.realized), 16
+  FROM retired r
+  WHERE (r.holds, r.realized) IS DISTINCT FROM (r.retired_holds, r.retired_hold_realized)
+  UNION ALL
+  SELECT format('hold %L', p.hold_id), 'hold.authorized',
+         format('one authorization of %s', p.f_authorized),
+         format('%s authorizations, authorized_exposure=%s', p.authorizations, p.authorized_exposure), 10
+  FROM hold_pairs p
+  WHERE p.has_row AND p.has_events
+    AND (p.authorizations <> 1 OR p.authorized_exposure::numeric <> p.f_authorized)
+  UNION ALL
+  SELECT format('hold %L', p.hold_id), 'hold.remaining_exposure',
+         p.f_remaining::text, p.remaining_exposure::text, 11
+  FROM hold_pairs p
+  WHERE p.has_row AND p.has_events AND p.remaining_exposure::numeric <> p.f_remaining
+  UNION ALL
+  SELECT format('hold %L', p.hold_id), 'hold.realized_spend',
+         p.f_realized::text, p.realized_spend::text, 12
+  FROM hold_pairs p
+  WHERE p.has_row AND p.has_events AND p.realized_spend::numeric <> p.f_realized
+  UNION ALL
+  SELECT format('hold %L', p.hold_id), 'hold.disposition', p.f_disposition, p.disposition, 13
+  FROM hold_pairs p
+  WHERE p.has_row AND p.has_events AND p.disposition IS DISTINCT FROM p.f_disposition
+  UNION ALL
+  SELECT format('hold %L', p.hold_id), 'hold.non_negative',
+         '0 <= remaining_exposure <= authorized_exposure, realized_spend >= 0',
+         format('authorized_exposure=%s, remaining_exposure=%s, realized_spend=%s',
+                p.authorized_exposure, p.remaining_exposure, p.realized_spend), 14
+  FROM hold_pairs p
+  WHERE p.has_row AND (p.remaining_exposure < 0 OR p.remaining_exposure > p.authorized_exposure
+                       OR p.realized_spend < 0)
+  UNION ALL
+  SELECT format('reservation %L', r.hold_id), 'reservation.hold', 'a budget_hold row', 'none', 17
+  FROM lost_reservations r
+  UNION ALL
+  SELECT format('scoped reservation %L, scope %L', x.hold_id, x.scope), 'scope_reservation.hold',
+         CASE WHEN x.status = 'open' THEN 'a budget_hold row' ELSE 'a closed hold' END,
+         coalesce('disposition=' || x.disposition, 'none'), 18
+  FROM scope_holds x
+  WHERE x.disposition IS NULL OR (x.status <> 'open' AND x.disposition = 'open')
+)
+SELECT p.object, p.check_name, p.expected, p.actual FROM problems p
+ORDER BY p.o, p.object;
+END
+$fn$;
+COMMENT ON FUNCTION spendguard.verify(text, integer) IS
+  'The auditor: replays the current tenant''s event log (one budget''s when given) and returns one row per invariant that does not hold, none when sound';
+
+-- sql/finalize.sql, for the new objects (CREATE OR REPLACE resets a
+-- function's SECURITY DEFINER and SET clauses, so verify() gets them again)
+ALTER FUNCTION spendguard.scope_set_budget(text, text, bigint, integer[], integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.scope_reserve(text[], bigint, text, timestamptz, interval, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.scope_settle(text, bigint, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.scope_cancel(text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.scope_charge(text[], bigint, timestamptz, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.scope_record(text[], bigint, timestamptz, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.scope_usage(text, timestamptz) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.scope_spend(text, text, timestamptz, timestamptz) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.verify(text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON spendguard.scope_budget FROM PUBLIC;
+ALTER TABLE spendguard.scope_budget ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON spendguard.scope_budget USING (tenant_id = spendguard.current_tenant());
+REVOKE ALL ON spendguard.scope_reservation FROM PUBLIC;
+ALTER TABLE spendguard.scope_reservation ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON spendguard.scope_reservation USING (tenant_id = spendguard.current_tenant());
+REVOKE ALL ON spendguard.scope_request FROM PUBLIC;
+ALTER TABLE spendguard.scope_request ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON spendguard.scope_request USING (tenant_id = spendguard.current_tenant());
+COMMENT ON FUNCTION spendguard.scope_set_budget IS
+  'Set a scope''s limit per UTC day, week (from Monday), month or in total, one per period kind; 0 blocks everything, a NULL limit removes it (history stays)';
+COMMENT ON FUNCTION spendguard.scope_reserve IS
+  'Reserve an estimate in every budget of every listed scope, all or nothing, under locks taken in one order; a denial names the first blocking budget and shows the headroom of each';
+COMMENT ON FUNCTION spendguard.scope_settle IS
+  'Record a reservation''s real cost in every scope it names, in the periods of its at, and close it (even above the estimate, even after it expired)';
+COMMENT ON FUNCTION spendguard.scope_cancel IS 'Close a scoped reservation without spend';
+COMMENT ON FUNCTION spendguard.scope_charge IS
+  'Check every budget of every listed scope and, when the cost fits all of them, record it in every scope: all or nothing';
+COMMENT ON FUNCTION spendguard.scope_record IS
+  'Record spend that already happened in every listed scope; never refused (budgets may show an overdraft)';
+COMMENT ON FUNCTION spendguard.scope_usage IS
+  'One row per scoped budget (of one scope, or all): the period that contains at, its limit, spend, open reservations and room left';
+COMMENT ON FUNCTION spendguard.scope_spend IS
+  'A scope''s spend per period of a kind, from the period that contains since to the one that contains until; periods it was named in';
