@@ -394,11 +394,11 @@ pub fn settle_hold(u: Usage, hold: &Hold, cost: i64, now: i64) -> Result<Outcome
         .checked_add(cost)
         .ok_or_else(|| overflow("realized cost"))?;
     Ok(Outcome {
-        usage: Usage {
+        usage: committed_fits(Usage {
             exposed: u.exposed - hold.remaining,
             realized,
             ..u
-        },
+        })?,
         hold: Some(Hold {
             remaining: 0,
             realized: hold
@@ -416,13 +416,22 @@ pub fn settle_hold(u: Usage, hold: &Hold, cost: i64, now: i64) -> Result<Outcome
 /// Spend recorded on a budget without a hold (SPEC §6's charges, records
 /// and late settles): realized spend grows by `cost`, nothing else moves.
 pub fn record_spend(u: Usage, cost: i64) -> Result<Usage> {
-    Ok(Usage {
+    committed_fits(Usage {
         realized: u
             .realized
             .checked_add(cost)
             .ok_or_else(|| overflow("realized cost"))?,
         ..u
     })
+}
+
+/// 22003 unless the committed cost (exposed + realized) of `u` is a bigint
+/// (the table's CHECK budget_usage_committed_fits, said before it fires).
+fn committed_fits(u: Usage) -> Result<Usage> {
+    u.exposed
+        .checked_add(u.realized)
+        .map(|_| u)
+        .ok_or_else(|| overflow("committed cost"))
 }
 
 /// Expires an open hold past its `expires_at` (the sweep and the lazy
