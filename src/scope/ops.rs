@@ -23,6 +23,21 @@ fn day_budget(cap: &str, day: i64) -> holds::Budget<'_> {
     }
 }
 
+/// The scopes with the `capability_id` of their §1 budgets, in the order
+/// those budgets' rows are locked: by capability id (bytes; a fixed-size
+/// lowercase hex digest, which every collation orders the same way). After
+/// the scope budgets (locked in scope order), a call locks these rows in
+/// the order budget_retire_events locks budgets, so the two never wait on
+/// each other in a cycle.
+fn by_budget(scopes: &[String]) -> Vec<(&str, String)> {
+    let mut v: Vec<(&str, String)> = scopes
+        .iter()
+        .map(|s| (s.as_str(), scope::budget_id(s)))
+        .collect();
+    v.sort_by(|a, b| a.1.cmp(&b.1));
+    v
+}
+
 /// A call's `at`: finite, on or after 2000-01-01, as (value, its UTC day,
 /// and whether it was given rather than left to its default). A default
 /// `at` is `now()`, the transaction's start, to the microsecond: an `at`
@@ -198,8 +213,7 @@ pub fn reserve(a: ReserveArgs) -> Result<DecisionRow> {
         let d = scope::decide(budgets, estimate, Kind::Reserve)?;
         let mut expires_at = None;
         if d.allowed {
-            for s in &scopes {
-                let cap = scope::budget_id(s);
+            for (s, cap) in by_budget(&scopes) {
                 let key = scope::hold_key(&hold_id, s);
                 let b = day_budget(&cap, day);
                 let usage = holds::lock(db, b, Some(&key))?;
@@ -280,8 +294,7 @@ pub fn charge(a: ChargeArgs) -> Result<DecisionRow> {
         let budgets = load(db, &scopes, day, true);
         let d = scope::decide(budgets, cost, kind)?;
         if d.allowed {
-            for s in &scopes {
-                let cap = scope::budget_id(s);
+            for (_, cap) in by_budget(&scopes) {
                 let b = day_budget(&cap, day);
                 let usage = holds::lock(db, b, None)?;
                 holds::record(db, b, usage, cost)?;
@@ -324,10 +337,10 @@ fn close(
         }
         let day = utc_day(i64::from(r.at));
         // lock order: the scopes' budgets, then each scope's §1 budget row
-        // and hold (scope order), then the reservation
+        // and hold (by_budget order), then the reservation
         let _ = db.scope_budgets(&r.scopes, true);
         let mut locked = Vec::with_capacity(r.scopes.len());
-        for s in &r.scopes {
+        for (s, _) in by_budget(&r.scopes) {
             locked.push(holds::lock_hold(db, &scope::hold_key(&hold_id, s))?);
         }
         let status = db

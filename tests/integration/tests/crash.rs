@@ -1,7 +1,8 @@
 //! Crash safety: a throwaway cluster of its own (fsync and
 //! synchronous_commit on), 8 connections authorizing and capturing /
 //! releasing / reversing holds with event ids, one of them sweeping and
-//! retiring history, while the test SIGKILLs the postmaster and its
+//! retiring history, one reserving, settling and charging scoped budgets
+//! (SPEC §6) with event ids, while the test SIGKILLs the postmaster and its
 //! children at a random moment, then restarts it (crash recovery). After
 //! each restart every call a client saw acknowledged is in the log with the
 //! result the client saw (or, once retired, covered by its budget's
@@ -256,9 +257,140 @@ fn is_disconnect(e: &postgres::Error) -> bool {
     }
 }
 
+/// What a client was told by a scoped call that returned.
+#[derive(Clone, Debug)]
+struct ScopeAck {
+    event_id: String,
+    allowed: bool,
+    /// a settle: (hold id, cost)
+    settled: Option<(String, i64)>,
+}
+
+/// The scoped budgets of the crash tenant: every limit below CAP.
+const SCOPE_LIMITS: [(&str, &str, i64); 3] = [
+    ("org:o", "day", 3_000),
+    ("org:o", "total", 4_000),
+    ("user:u", "day", 2_500),
+];
+const SCOPE_AT: &str = "2026-06-24 12:00Z";
+
+/// Every acknowledged scoped call that the database does not show as the
+/// client saw it, and every scoped budget above its limit.
+fn check_scope_acks(c: &mut Client, tenant: &str, acks: &[ScopeAck]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for a in acks {
+        let row = c
+            .query_opt(
+                "SELECT allowed FROM spendguard.scope_request WHERE tenant_id = $1 AND event_id = $2",
+                &[&tenant, &a.event_id],
+            )
+            .unwrap();
+        match row {
+            None => problems.push(format!("acknowledged {} is not recorded", a.event_id)),
+            Some(r) if r.get::<_, bool>(0) != a.allowed => {
+                problems.push(format!("{} recorded with another result", a.event_id))
+            }
+            Some(_) => {}
+        }
+        if let Some((hold, cost)) = &a.settled {
+            let r = c
+                .query_opt(
+                    "SELECT status::text, cost_micros FROM spendguard.scope_reservation \
+                     WHERE tenant_id = $1 AND hold_id = $2",
+                    &[&tenant, hold],
+                )
+                .unwrap();
+            let got = r.map(|r| (r.get::<_, String>(0), r.get::<_, Option<i64>>(1)));
+            if got != Some(("settled".to_string(), Some(*cost))) {
+                problems.push(format!(
+                    "settle of {hold} for {cost} acknowledged, found {got:?}"
+                ));
+            }
+        }
+    }
+    c.batch_execute(&format!("SET spendguard.tenant = '{tenant}'"))
+        .unwrap();
+    for r in c
+        .query(
+            "SELECT scope, period, limit_micros, spent_micros + reserved_micros \
+             FROM spendguard.scope_usage(NULL, $1::text::timestamptz)",
+            &[&SCOPE_AT],
+        )
+        .unwrap()
+    {
+        let (s, p, l, used): (String, String, i64, i64) = (r.get(0), r.get(1), r.get(2), r.get(3));
+        if used > l {
+            problems.push(format!("scope {s} ({p}) at {used} > {l}"));
+        }
+    }
+    problems
+}
+
+/// The scope writer: reserves over three scopes, settles (at most the
+/// estimate) or cancels, and charges, every call with an event id.
+fn scope_writer(c: &mut Client, round: usize, rng: &mut Rng, acks: &Mutex<Vec<ScopeAck>>) {
+    for n in 0.. {
+        let hold = format!("s{round}-{n}");
+        let scopes = vec![
+            "user:u".to_string(),
+            "org:o".to_string(),
+            format!("key:k{}", n % 3),
+        ];
+        let amount = 1 + rng.below(60) as i64;
+        let ev = format!("sr-{hold}");
+        let reserve = rng.below(3) != 0;
+        let r = if !reserve {
+            c.query_one(
+                "SELECT allowed FROM spendguard.scope_charge($1, $2, $3::text::timestamptz, $4)",
+                &[&scopes, &amount, &SCOPE_AT, &ev],
+            )
+        } else {
+            c.query_one(
+                "SELECT allowed FROM spendguard.scope_reserve($1, $2, $3, \
+                 $4::text::timestamptz, event_id => $5)",
+                &[&scopes, &amount, &hold, &SCOPE_AT, &ev],
+            )
+        };
+        let allowed: bool = match r {
+            Ok(r) => r.get(0),
+            Err(e) if is_disconnect(&e) => return,
+            Err(e) => panic!("scoped call: {e:?}"),
+        };
+        acks.lock().unwrap().push(ScopeAck {
+            event_id: ev.clone(),
+            allowed,
+            settled: None,
+        });
+        if !(reserve && allowed) || rng.below(4) == 0 {
+            continue;
+        }
+        let cost = rng.below(amount as u64 + 1) as i64;
+        let ev = format!("ss-{hold}");
+        match c.query_one(
+            "SELECT allowed FROM spendguard.scope_settle($1, $2, $3)",
+            &[&hold, &cost, &ev],
+        ) {
+            Ok(_) => acks.lock().unwrap().push(ScopeAck {
+                event_id: ev,
+                allowed: true,
+                settled: Some((hold, cost)),
+            }),
+            Err(e) if is_disconnect(&e) => return,
+            Err(e) => panic!("scope_settle: {e}"),
+        }
+    }
+}
+
 /// One writer until the server dies under it: every call it saw return is
 /// pushed to `acks`.
-fn writer(conninfo: String, w: usize, round: usize, seed: u64, acks: Arc<Mutex<Vec<Ack>>>) {
+fn writer(
+    conninfo: String,
+    w: usize,
+    round: usize,
+    seed: u64,
+    acks: Arc<Mutex<Vec<Ack>>>,
+    scope_acks: Arc<Mutex<Vec<ScopeAck>>>,
+) {
     let Ok(mut c) = Client::connect(&conninfo, NoTls) else {
         return;
     };
@@ -268,6 +400,9 @@ fn writer(conninfo: String, w: usize, round: usize, seed: u64, acks: Arc<Mutex<V
         return;
     }
     let mut rng = Rng::new(seed);
+    if w == 6 {
+        return scope_writer(&mut c, round, &mut rng, &scope_acks);
+    }
     for n in 0.. {
         if w == 7 {
             // one connection sweeps, an hour ahead (holds with a TTL
@@ -368,6 +503,19 @@ fn acknowledged_calls_survive_sigkill_of_the_server() {
         .unwrap_or(5);
     let cluster = Cluster::create();
     let acks: Arc<Mutex<Vec<Ack>>> = Arc::new(Mutex::new(Vec::new()));
+    let scope_acks: Arc<Mutex<Vec<ScopeAck>>> = Arc::new(Mutex::new(Vec::new()));
+    {
+        let mut c = Client::connect(&cluster.conninfo(), NoTls).unwrap();
+        c.batch_execute(&format!("SET spendguard.tenant = '{TENANT}'"))
+            .unwrap();
+        for (s, p, l) in SCOPE_LIMITS {
+            c.execute(
+                "SELECT spendguard.scope_set_budget($1, $2, $3)",
+                &[&s, &p, &l],
+            )
+            .unwrap();
+        }
+    }
     let started = Instant::now();
     let mut rng = Rng::new(clock_seed());
     let mut killed = 0;
@@ -376,7 +524,8 @@ fn acknowledged_calls_survive_sigkill_of_the_server() {
         let workers: Vec<_> = (0..8)
             .map(|w| {
                 let (conninfo, acks, seed) = (cluster.conninfo(), acks.clone(), rng.next_u64());
-                std::thread::spawn(move || writer(conninfo, w, round, seed, acks))
+                let scope_acks = scope_acks.clone();
+                std::thread::spawn(move || writer(conninfo, w, round, seed, acks, scope_acks))
             })
             .collect();
         // a random moment while the writers are busy
@@ -394,6 +543,9 @@ fn acknowledged_calls_survive_sigkill_of_the_server() {
             "round {round}: no call was acknowledged"
         );
         let problems = check_acks(&mut c, TENANT, &all);
+        assert!(problems.is_empty(), "round {round}: {problems:#?}");
+        let scoped = scope_acks.lock().unwrap().clone();
+        let problems = check_scope_acks(&mut c, TENANT, &scoped);
         assert!(problems.is_empty(), "round {round}: {problems:#?}");
         c.batch_execute(&format!("SET spendguard.tenant = '{TENANT}'"))
             .unwrap();
@@ -418,6 +570,8 @@ fn acknowledged_calls_survive_sigkill_of_the_server() {
         }
     }
     let n = acks.lock().unwrap().len();
+    let scoped = scope_acks.lock().unwrap().len();
+    assert!(scoped > 0, "no scoped call was acknowledged");
     let mut c = Client::connect(&cluster.conninfo(), NoTls).unwrap();
     let retired: i64 = c
         .query_one(
@@ -430,8 +584,8 @@ fn acknowledged_calls_survive_sigkill_of_the_server() {
         .get(0);
     assert!(retired > 0, "no history was retired during the crash test");
     println!(
-        "crash test: {rounds} rounds, {killed} processes killed, {n} acknowledged calls, \
-         all in the log as acknowledged or in a checkpoint ({retired} events retired), \
+        "crash test: {rounds} rounds, {killed} processes killed, {n} acknowledged calls \
+         and {scoped} scoped ones, all in the log as acknowledged or in a checkpoint ({retired} events retired), \
          verify() clean, in {:.1} s",
         started.elapsed().as_secs_f64()
     );
