@@ -54,15 +54,32 @@ FROM spendguard.spend_reserve('user-42', 'free-tier', 30000, :'h1' || '-res');
 SELECT day, spend_micros FROM spendguard.spend_settle(:'h1' || '-res', 27450);
 SELECT allowed, spent_micros, remaining_micros FROM spendguard.spend_check('user-42', 'free-tier', 30000);
 
-\echo '8. An agent proposes a refund; it is applied once, with the arguments it was proposed with.'
+\echo '8. Scoped budgets: one decision over key, user, team and org. The org has 100 a day; a 60 request'
+\echo '   is held in every scope, a second one is denied at the org, and the headroom says why.'
+SELECT spendguard.scope_set_budget('org:acme', 'day', 100);
+SELECT spendguard.scope_set_budget('org:acme', 'month', 2000);
+SELECT spendguard.scope_set_budget('user:u1', 'day', 500);
+SELECT allowed, blocked_scope, remaining_micros
+FROM spendguard.scope_reserve(ARRAY['key:k1', 'user:u1', 'team:ml', 'org:acme'], 60, 'scoped-1');
+SELECT allowed, blocked_scope, blocked_period, remaining_micros
+FROM spendguard.scope_reserve(ARRAY['key:k2', 'user:u2', 'team:ml', 'org:acme'], 60, 'scoped-2');
+SELECT h->>'scope' AS scope, h->>'period' AS period, (h->>'limit_micros')::bigint AS limit_micros,
+       (h->>'spent_micros')::bigint AS spent, (h->>'reserved_micros')::bigint AS reserved,
+       (h->>'remaining_micros')::bigint AS remaining, (h->>'blocks')::boolean AS blocks
+FROM spendguard.scope_reserve(ARRAY['key:k2', 'user:u2', 'team:ml', 'org:acme'], 60, 'scoped-3') d,
+     jsonb_array_elements(d.headroom) h;
+SELECT scope, period, spent_micros, reserved_micros, remaining_micros
+FROM spendguard.scope_usage(at => now()) WHERE scope = 'org:acme';
+
+\echo '9. An agent proposes a refund; it is applied once, with the arguments it was proposed with.'
 SELECT token AS refund_token FROM spendguard.proposal_create('application', 'agent-7', 'refund',
        '{"order": 43, "amount": 500}', effect => 'destructive') \gset
 SELECT status, applied_by_id FROM spendguard.proposal_consume(:'refund_token', 'user', 'ops-1',
        '{"amount": 500, "order": 43}');
 
-\echo '9. The auditor: no row means the log and the state agree.'
+\echo '10. The auditor: no row means the log and the state agree.'
 SELECT * FROM spendguard.verify();
 
-\echo '10. Old history retires into per-budget checkpoints; the auditor still agrees (an open hold keeps its events).'
+\echo '11. Old history retires into per-budget checkpoints; the auditor still agrees (an open hold keeps its events).'
 SELECT capability_id, retired_events, kept_events FROM spendguard.budget_retire_events(now()) ORDER BY 1;
 SELECT * FROM spendguard.verify();

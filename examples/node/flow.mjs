@@ -53,6 +53,19 @@ console.log(`settle: day total ${r.spend_micros}`);
 code = await sqlstateOf(db.query("SELECT * FROM spendguard.spend_charge_enforce('user-42', 'free', 20000)"));
 console.log(`charge over the daily budget: ${code} -> ${WHAT_TO_DO[code]}`);
 
+// scoped budgets: one decision over every budget of key, user, team and org;
+// a denial names the budget that blocked and the room left
+await db.query("SELECT spendguard.scope_set_budget('org:acme', 'day', 50000)");
+await db.query("SELECT spendguard.scope_set_budget('user:u42', 'day', 100000)");
+const scopes = ["key:k1", "user:u42", "team:ml", "org:acme"];
+r = await one("SELECT allowed, remaining_micros FROM spendguard.scope_reserve($1, 30000, 'sres-1')", [scopes]);
+console.log(`scoped reserve over key, user, team and org: ${r.allowed ? "allowed" : "denied"}, least room left ${r.remaining_micros}`);
+r = await one("SELECT headroom FROM spendguard.scope_settle('sres-1', $1)", [cost]);
+const orgDay = r.headroom.find((h) => h.scope === "org:acme" && h.period === "day");
+console.log(`scoped settle: org:acme day spent ${orgDay.spent_micros}`);
+r = await one("SELECT * FROM spendguard.scope_reserve($1, 30000, 'sres-2')", [scopes]);
+console.log(`scoped reserve again: ${r.allowed ? "allowed" : "denied"} at ${r.blocked_scope} (${r.blocked_period}), ${r.remaining_micros} left`);
+
 let attempts = 0;
 const codes = [];
 await db.query("BEGIN ISOLATION LEVEL REPEATABLE READ");

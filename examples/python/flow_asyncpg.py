@@ -5,6 +5,7 @@ flow_psycopg.py. Composite results come back as Records; custom SQLSTATEs
 Connection: $SG_CONNINFO (libpq key=value), mapped to asyncpg's arguments.
 """
 import asyncio
+import json
 import os
 import uuid
 
@@ -55,6 +56,19 @@ async def main():
     print(f"settle: day total {r['spend_micros']}")
     code = await sqlstate_of(db.fetchrow("SELECT * FROM spendguard.spend_charge_enforce('user-42', 'free', 20000)"))
     print(f"charge over the daily budget: {code} -> {WHAT_TO_DO[code]}")
+
+    # scoped budgets: one decision over every budget of key, user, team and
+    # org; headroom is jsonb, which asyncpg returns as text
+    await db.execute("SELECT spendguard.scope_set_budget('org:acme', 'day', 50000)")
+    await db.execute("SELECT spendguard.scope_set_budget('user:u42', 'day', 100000)")
+    scopes = ["key:k1", "user:u42", "team:ml", "org:acme"]
+    r = await db.fetchrow("SELECT allowed, remaining_micros FROM spendguard.scope_reserve($1, 30000, 'sres-1')", scopes)
+    print(f"scoped reserve over key, user, team and org: {'allowed' if r['allowed'] else 'denied'}, least room left {r['remaining_micros']}")
+    r = await db.fetchrow("SELECT headroom FROM spendguard.scope_settle('sres-1', $1)", cost)
+    org_day = next(h for h in json.loads(r["headroom"]) if h["scope"] == "org:acme" and h["period"] == "day")
+    print(f"scoped settle: org:acme day spent {org_day['spent_micros']}")
+    r = await db.fetchrow("SELECT * FROM spendguard.scope_reserve($1, 30000, 'sres-2')", scopes)
+    print(f"scoped reserve again: {'allowed' if r['allowed'] else 'denied'} at {r['blocked_scope']} ({r['blocked_period']}), {r['remaining_micros']} left")
 
     attempts, codes = 0, []
     tx = db.transaction(isolation="repeatable_read")

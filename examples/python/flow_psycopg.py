@@ -60,6 +60,19 @@ def main():
         code = sqlstate_of(lambda: db.execute("SELECT spendguard.spend_charge_enforce('user-42', 'free', 20000)"))
         print(f"charge over the daily budget: {code} -> {WHAT_TO_DO[code]}")
 
+        # scoped budgets: one decision over every budget of key, user, team
+        # and org; a denial names the budget that blocked and the room left
+        db.execute("SELECT spendguard.scope_set_budget('org:acme', 'day', 50000)")
+        db.execute("SELECT spendguard.scope_set_budget('user:u42', 'day', 100000)")
+        scopes = ["key:k1", "user:u42", "team:ml", "org:acme"]
+        r = db.execute("SELECT allowed, remaining_micros FROM spendguard.scope_reserve(%s, 30000, 'sres-1')", (scopes,)).fetchone()
+        print(f"scoped reserve over key, user, team and org: {'allowed' if r[0] else 'denied'}, least room left {r[1]}")
+        r = db.execute("SELECT headroom FROM spendguard.scope_settle('sres-1', %s)", (cost,)).fetchone()
+        org_day = next(h for h in r[0] if h["scope"] == "org:acme" and h["period"] == "day")
+        print(f"scoped settle: org:acme day spent {org_day['spent_micros']}")
+        r = db.execute("SELECT allowed, blocked_scope, blocked_period, remaining_micros FROM spendguard.scope_reserve(%s, 30000, 'sres-2')", (scopes,)).fetchone()
+        print(f"scoped reserve again: {'allowed' if r[0] else 'denied'} at {r[1]} ({r[2]}), {r[3]} left")
+
         # 40001: a REPEATABLE READ transaction meets a concurrent change of
         # its budget; the retry with the same event_id takes effect once
         db.autocommit = False

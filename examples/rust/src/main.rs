@@ -135,6 +135,61 @@ async fn main() {
         what_to_do(&code)
     );
 
+    // scoped budgets: one decision over every budget of key, user, team and
+    // org; a denial names the budget that blocked and the room left
+    db.batch_execute(
+        "SELECT spendguard.scope_set_budget('org:acme', 'day', 50000); \
+         SELECT spendguard.scope_set_budget('user:u42', 'day', 100000)",
+    )
+    .await
+    .unwrap();
+    let scopes = vec!["key:k1", "user:u42", "team:ml", "org:acme"];
+    let r = db
+        .query_one(
+            "SELECT allowed, remaining_micros FROM spendguard.scope_reserve($1, 30000, 'sres-1')",
+            &[&scopes],
+        )
+        .await
+        .unwrap();
+    println!(
+        "scoped reserve over key, user, team and org: {}, least room left {}",
+        if r.get::<_, bool>(0) {
+            "allowed"
+        } else {
+            "denied"
+        },
+        r.get::<_, i64>(1)
+    );
+    let r = db
+        .query_one(
+            "SELECT (SELECT (h->>'spent_micros')::bigint FROM jsonb_array_elements(d.headroom) h \
+             WHERE h->>'scope' = 'org:acme' AND h->>'period' = 'day') \
+             FROM spendguard.scope_settle('sres-1', $1) d",
+            &[&cost],
+        )
+        .await
+        .unwrap();
+    println!("scoped settle: org:acme day spent {}", r.get::<_, i64>(0));
+    let r = db
+        .query_one(
+            "SELECT allowed, blocked_scope, blocked_period, remaining_micros \
+             FROM spendguard.scope_reserve($1, 30000, 'sres-2')",
+            &[&scopes],
+        )
+        .await
+        .unwrap();
+    println!(
+        "scoped reserve again: {} at {} ({}), {} left",
+        if r.get::<_, bool>(0) {
+            "allowed"
+        } else {
+            "denied"
+        },
+        r.get::<_, String>(1),
+        r.get::<_, String>(2),
+        r.get::<_, i64>(3)
+    );
+
     // 40001 under REPEATABLE READ; the retry with the same event_id takes effect once
     let (mut attempts, mut codes) = (0, Vec::new());
     let mut first = true;
