@@ -47,3 +47,22 @@ SELECT n, (SELECT jsonb_object_agg('key_' || i, jsonb_build_object('id', i, 'nam
            FROM generate_series(1, k) i)
 FROM (VALUES ('1k', 12), ('64k', 800)) v(n, k);
 SELECT name, octet_length(doc::text) FROM bench_doc;
+-- §6 workloads: a day budget (never denying) on 10,000 keys, 1,000 users,
+-- 100 teams, 10 orgs and one hot org, in both tenants, and the §1 budgets
+-- that keep today's spend of every scope, on both sides
+SELECT count(*) FROM (
+  SELECT 'key:' || k FROM generate_series(1, 10000) k
+  UNION ALL SELECT 'user:' || k FROM generate_series(0, 999) k
+  UNION ALL SELECT 'team:' || k FROM generate_series(0, 99) k
+  UNION ALL SELECT 'org:' || k FROM generate_series(0, 9) k
+  UNION ALL SELECT 'org:hot') x(s),
+  LATERAL (SELECT spendguard.scope_set_budget(x.s, 'day', 9000000000000000000)) f;
+INSERT INTO spendguard.scope_budget (tenant_id, scope, period, limit_micros)
+SELECT 'floor', scope, period, limit_micros FROM spendguard.scope_budget WHERE tenant_id = 'default';
+SELECT count(spendguard.scope_record(ARRAY['key:' || k, 'user:' || (k % 1000), 'team:' || (k % 100),
+                                           'org:' || (k % 10), 'org:hot'], 0))
+FROM generate_series(1, 10000) k;
+INSERT INTO spendguard.budget_usage (tenant_id, capability_id, grant_index)
+SELECT 'floor', capability_id, grant_index FROM spendguard.budget_usage
+WHERE tenant_id = 'default' AND capability_id LIKE 'scope:%';
+VACUUM ANALYZE;

@@ -151,16 +151,15 @@ fn grant(day: i64) -> i32 {
 }
 
 /// The spend (realized) and the open, unexpired reservations (holds'
-/// remaining exposure at `now()`) of a family of budgets, each summed over
-/// the days `[start, end)` of one of four ranges, in one statement (one
-/// snapshot). An empty range sums to (0, 0).
-pub fn family_totals(
-    db: &mut Db<'_, '_>,
-    capability_id: &str,
-    ranges: [(i64, i64); 4],
-) -> [(i64, i64); 4] {
-    let r = ranges.map(|(s, e)| (grant(s), grant(e)));
-    db.family_totals(capability_id, &r, now())
+/// remaining exposure at `now()`) of families of budgets, each summed over
+/// the days `[start, end)`: one (spent, reserved) per (capability_id,
+/// start, end), in order, all in one statement (one snapshot).
+pub fn family_totals(db: &mut Db<'_, '_>, ranges: &[(&str, i64, i64)]) -> Vec<(i64, i64)> {
+    let r: Vec<(&str, i32, i32)> = ranges
+        .iter()
+        .map(|(c, s, e)| (*c, grant(*s), grant(*e)))
+        .collect();
+    db.family_totals(&r, now())
 }
 
 /// The spend of each budget of a family with a day in `[from, to)`: (day,

@@ -80,36 +80,28 @@ static OPEN_EXPOSURE: Stmt = Stmt {
     types: &[TEXT, TEXT, INT4, TIMESTAMPTZ],
 };
 
-/// A family of budgets (one capability, a budget per day: SPEC §6's
-/// scopes) summed over four day ranges [$3, $4), [$5, $6), [$7, $8),
-/// [$9, $10): realized spend, and the remaining exposure of holds open and
-/// not expired at $11. Range scans of the usage key and of
-/// budget_hold_budget_expiry; an empty range costs an index probe.
+/// Families of budgets (one capability each, a budget per day: SPEC §6's
+/// scopes), each summed over a range of days: row i of the arrays is
+/// (capability $2[i], days [$3[i], $4[i])). Realized spend, and the
+/// remaining exposure of holds open and not expired at $5. Range scans of
+/// the usage key and of budget_hold_budget_expiry, all in one statement
+/// (one snapshot).
 static FAMILY_TOTALS: Stmt = Stmt {
     sql: "SELECT r.i, \
           (SELECT coalesce(sum(u.total_cost_realized), 0)::bigint FROM spendguard.budget_usage u \
-           WHERE u.tenant_id = $1 AND u.capability_id = $2 \
+           WHERE u.tenant_id = $1 AND u.capability_id = r.cap \
              AND u.grant_index >= r.s AND u.grant_index < r.e), \
           (SELECT coalesce(sum(h.remaining_exposure), 0)::bigint FROM spendguard.budget_hold h \
-           WHERE h.tenant_id = $1 AND h.capability_id = $2 \
+           WHERE h.tenant_id = $1 AND h.capability_id = r.cap \
              AND h.grant_index >= r.s AND h.grant_index < r.e \
-             AND h.disposition = 'open' AND h.expires_at IS NOT NULL AND h.expires_at > $11) \
-          FROM (VALUES (1, $3, $4), (2, $5, $6), (3, $7, $8), (4, $9, $10)) r(i, s, e) \
+             AND h.disposition = 'open' AND h.expires_at IS NOT NULL AND h.expires_at > $5) \
+          FROM unnest($2::text[], $3::int4[], $4::int4[]) WITH ORDINALITY r(cap, s, e, i) \
           ORDER BY r.i",
-    types: &[
-        TEXT,
-        TEXT,
-        INT4,
-        INT4,
-        INT4,
-        INT4,
-        INT4,
-        INT4,
-        INT4,
-        INT4,
-        TIMESTAMPTZ,
-    ],
+    types: &[TEXT, TEXT_ARRAY, INT4_ARRAY, INT4_ARRAY, TIMESTAMPTZ],
 };
+
+const TEXT_ARRAY: PgOid = PgOid::BuiltIn(pgrx::pg_sys::PgBuiltInOids::TEXTARRAYOID);
+const INT4_ARRAY: PgOid = PgOid::BuiltIn(pgrx::pg_sys::PgBuiltInOids::INT4ARRAYOID);
 
 /// The realized spend of each budget of a family with grant_index in
 /// [$3, $4), in order.
@@ -497,28 +489,36 @@ impl Db<'_, '_> {
         )
     }
 
-    /// See FAMILY_TOTALS: (realized, open exposure) per range.
+    /// See FAMILY_TOTALS: (realized, open exposure) per (capability,
+    /// start, end), in order.
     pub(super) fn family_totals(
         &mut self,
-        cap: &str,
-        ranges: &[(i32, i32); 4],
+        ranges: &[(&str, i32, i32)],
         now: i64,
-    ) -> [(i64, i64); 4] {
-        let mut args = vec![self.tenant.into(), cap.into()];
-        for (s, e) in ranges {
-            args.push((*s).into());
-            args.push((*e).into());
+    ) -> Vec<(i64, i64)> {
+        if ranges.is_empty() {
+            return Vec::new();
         }
-        args.push(timestamptz(now).into());
-        let t = self.run(&FAMILY_TOTALS, &args);
-        let mut out = [(0, 0); 4];
-        for (i, r) in t.enumerate() {
-            out[i] = (
+        let caps: Vec<&str> = ranges.iter().map(|r| r.0).collect();
+        let starts: Vec<i32> = ranges.iter().map(|r| r.1).collect();
+        let ends: Vec<i32> = ranges.iter().map(|r| r.2).collect();
+        let t = self.run(
+            &FAMILY_TOTALS,
+            &[
+                self.tenant.into(),
+                caps.into(),
+                starts.into(),
+                ends.into(),
+                timestamptz(now).into(),
+            ],
+        );
+        t.map(|r| {
+            (
                 spi(r.get::<i64>(2)).unwrap_or(0),
                 spi(r.get::<i64>(3)).unwrap_or(0),
-            );
-        }
-        out
+            )
+        })
+        .collect()
     }
 
     /// See FAMILY_REALIZED.

@@ -59,33 +59,30 @@ fn load(db: &mut Db<'_, '_>, scopes: &[String], day: i64, lock: bool) -> Vec<Bud
     totals(db, rows, day)
 }
 
-/// The spend and reservations of configured budgets, one statement per
-/// scope (one snapshot for all of a scope's periods).
+/// The spend and reservations of configured budgets in the periods that
+/// contain `day`, in one statement.
 fn totals(db: &mut Db<'_, '_>, rows: Vec<BudgetRow>, day: i64) -> Vec<Budget> {
-    let mut out: Vec<Budget> = Vec::with_capacity(rows.len());
-    let mut i = 0;
-    while i < rows.len() {
-        let scope = rows[i].0.clone();
-        let n = rows[i..].iter().take_while(|r| r.0 == scope).count();
-        let mut ranges = [(0, 0); 4];
-        for (_, period, _) in &rows[i..i + n] {
-            ranges[period.rank()] = period.bounds(day);
-        }
-        let t = holds::family_totals(db, &scope::budget_id(&scope), ranges);
-        for (_, period, limit) in &rows[i..i + n] {
-            let (spent, reserved) = t[period.rank()];
-            out.push(Budget {
-                scope: scope.clone(),
-                period: *period,
-                limit: *limit,
-                period_start: period.bounds(day).0,
-                spent,
-                reserved,
-            });
-        }
-        i += n;
-    }
-    out
+    let caps: Vec<String> = rows.iter().map(|r| scope::budget_id(&r.0)).collect();
+    let ranges: Vec<(&str, i64, i64)> = rows
+        .iter()
+        .zip(&caps)
+        .map(|((_, period, _), cap)| {
+            let (s, e) = period.bounds(day);
+            (cap.as_str(), s, e)
+        })
+        .collect();
+    let sums = holds::family_totals(db, &ranges);
+    rows.into_iter()
+        .zip(sums)
+        .map(|((scope, period, limit), (spent, reserved))| Budget {
+            period_start: period.bounds(day).0,
+            scope,
+            period,
+            limit,
+            spent,
+            reserved,
+        })
+        .collect()
 }
 
 fn row_of(

@@ -25,13 +25,19 @@ static LOCK_BUDGETS: Stmt = Stmt {
     types: &[TEXT, TEXT_ARRAY],
 };
 
-/// The budgets of one scope ($2), or of all ($2 NULL), in the same order,
-/// without a lock (the readers).
+/// LOCK_BUDGETS without the lock (the readers).
 static READ_BUDGETS: Stmt = Stmt {
     sql: "SELECT scope, period, limit_micros FROM spendguard.scope_budget \
-          WHERE tenant_id = $1 AND ($2::text IS NULL OR scope = $2) \
+          WHERE tenant_id = $1 AND scope = ANY ($2) \
           ORDER BY scope, array_position('{day,week,month,total}'::text[], period::text)",
-    types: &[TEXT, TEXT],
+    types: &[TEXT, TEXT_ARRAY],
+};
+
+/// Every budget of the tenant, in the same order.
+static ALL_BUDGETS: Stmt = Stmt {
+    sql: "SELECT scope, period, limit_micros FROM spendguard.scope_budget WHERE tenant_id = $1 \
+          ORDER BY scope, array_position('{day,week,month,total}'::text[], period::text)",
+    types: &[TEXT],
 };
 
 static SET_BUDGET: Stmt = Stmt {
@@ -141,24 +147,14 @@ fn budget_rows(t: pgrx::spi::SpiTupleTable<'_>) -> Vec<BudgetRow> {
 impl Db<'_, '_> {
     /// See LOCK_BUDGETS (`lock`) and READ_BUDGETS.
     pub fn scope_budgets(&mut self, scopes: &[String], lock: bool) -> Vec<BudgetRow> {
-        if lock {
-            let list: Vec<&str> = scopes.iter().map(String::as_str).collect();
-            budget_rows(self.run(&LOCK_BUDGETS, &[self.tenant.into(), list.into()]))
-        } else {
-            // one scope at a time: the readers
-            scopes
-                .iter()
-                .flat_map(|s| budget_rows(self.run(&READ_BUDGETS, &[self.tenant.into(), s.into()])))
-                .collect()
-        }
+        let list: Vec<&str> = scopes.iter().map(String::as_str).collect();
+        let stmt = if lock { &LOCK_BUDGETS } else { &READ_BUDGETS };
+        budget_rows(self.run(stmt, &[self.tenant.into(), list.into()]))
     }
 
     /// Every budget of the tenant, in decision order.
     pub fn all_scope_budgets(&mut self) -> Vec<BudgetRow> {
-        budget_rows(self.run(
-            &READ_BUDGETS,
-            &[self.tenant.into(), Option::<&str>::None.into()],
-        ))
+        budget_rows(self.run(&ALL_BUDGETS, &[self.tenant.into()]))
     }
 
     pub fn set_scope_budget(
