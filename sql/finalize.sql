@@ -132,6 +132,7 @@ REVOKE ALL ON ALL TABLES IN SCHEMA spendguard FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA spendguard FROM PUBLIC;
 REVOKE ALL ON FUNCTION spendguard.refuse_event_change() FROM PUBLIC;
 REVOKE ALL ON FUNCTION spendguard.refuse_checkpoint_change() FROM PUBLIC;
+REVOKE ALL ON FUNCTION spendguard.refuse_price_change() FROM PUBLIC;
 -- Retiring history deletes audit rows: only the owner, or a role an admin
 -- grants it to (docs/operations.md "Retiring history").
 REVOKE ALL ON FUNCTION spendguard.budget_retire_events(timestamptz, text, integer) FROM PUBLIC;
@@ -233,6 +234,16 @@ COMMENT ON FUNCTION spendguard.scope_usage IS
   'One row per scoped budget (of one scope, or all): the period that contains at, its limit, spend, open reservations and room left';
 COMMENT ON FUNCTION spendguard.scope_spend IS
   'A scope''s spend per period of a kind, from the period that contains since to the one that contains until; periods it was named in';
+COMMENT ON FUNCTION spendguard.scope_reserve_tokens IS
+  'scope_reserve with the estimate priced from token maxima at at, as if no input were cached (SG040 when the model has no price then)';
+COMMENT ON FUNCTION spendguard.scope_settle_tokens IS
+  'scope_settle with the cost priced from tokens by the reservation''s own price row; the tokens are kept with the reservation';
+
+-- Prices (SPEC §8)
+COMMENT ON FUNCTION spendguard.price_set IS
+  'Add a price of a model per million tokens in micros from effective_from on; returns its id. Rows are never changed (22023 for a second row of the same model and time)';
+COMMENT ON FUNCTION spendguard.price_cost IS
+  'Micros of a call: ceil(((input - cached) x input + cached x cached + output x output rate) / 1e6) at the price in force at at; SG040 when there is none';
 
 -- Rolling-window caps (SPEC §3)
 COMMENT ON FUNCTION spendguard.usage_record IS

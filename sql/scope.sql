@@ -50,7 +50,18 @@ CREATE TABLE spendguard.scope_reservation (
   cost_micros     bigint      CHECK (cost_micros >= 0),
   created_at      timestamptz NOT NULL DEFAULT now(),
   closed_at       timestamptz,
+  -- a reservation of scope_reserve_tokens (SPEC §8): its model and the
+  -- price row that priced it, and the tokens it was settled with
+  model               text,
+  price_id            bigint,
+  input_tokens        bigint CHECK (input_tokens >= 0),
+  output_tokens       bigint CHECK (output_tokens >= 0),
+  cached_input_tokens bigint CHECK (cached_input_tokens >= 0 AND cached_input_tokens <= input_tokens),
   PRIMARY KEY (tenant_id, hold_id),
+  CHECK ((model IS NULL) = (price_id IS NULL)),
+  CHECK (price_id IS NOT NULL OR input_tokens IS NULL),
+  CHECK ((input_tokens IS NULL) = (output_tokens IS NULL)
+         AND (input_tokens IS NULL) = (cached_input_tokens IS NULL)),
   CHECK ((status = 'open') = (closed_at IS NULL)),
   CHECK ((status = 'settled') = (cost_micros IS NOT NULL))
 );

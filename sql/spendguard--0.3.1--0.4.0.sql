@@ -7,6 +7,9 @@
 -- type, the functions scope_set_budget, scope_reserve, scope_settle,
 -- scope_cancel, scope_charge, scope_record, scope_usage and scope_spend,
 -- and verify() checks scoped reservations' holds (scope_reservation.hold).
+-- Prices (issue 18, SPEC §8): the price table (never changed in place) and
+-- its id sequence, price_set, price_cost, scope_reserve_tokens and
+-- scope_settle_tokens.
 -- Nothing existing is rewritten: the update only adds.
 \echo Use "ALTER EXTENSION spendguard UPDATE TO '0.4.0'" to load this file. \quit
 
@@ -63,7 +66,18 @@ CREATE TABLE spendguard.scope_reservation (
   cost_micros     bigint      CHECK (cost_micros >= 0),
   created_at      timestamptz NOT NULL DEFAULT now(),
   closed_at       timestamptz,
+  -- a reservation of scope_reserve_tokens (SPEC §8): its model and the
+  -- price row that priced it, and the tokens it was settled with
+  model               text,
+  price_id            bigint,
+  input_tokens        bigint CHECK (input_tokens >= 0),
+  output_tokens       bigint CHECK (output_tokens >= 0),
+  cached_input_tokens bigint CHECK (cached_input_tokens >= 0 AND cached_input_tokens <= input_tokens),
   PRIMARY KEY (tenant_id, hold_id),
+  CHECK ((model IS NULL) = (price_id IS NULL)),
+  CHECK (price_id IS NOT NULL OR input_tokens IS NULL),
+  CHECK ((input_tokens IS NULL) = (output_tokens IS NULL)
+         AND (input_tokens IS NULL) = (cached_input_tokens IS NULL)),
   CHECK ((status = 'open') = (closed_at IS NULL)),
   CHECK ((status = 'settled') = (cost_micros IS NOT NULL))
 );
@@ -102,6 +116,51 @@ CREATE TYPE spendguard.scope_decision AS (
 );
 COMMENT ON TYPE spendguard.scope_decision IS
   'Result of spendguard.scope_reserve, scope_settle, scope_charge and scope_record';
+
+-- sql/price.sql
+-- spendguard prices: tokens to cost, failing closed (SPEC.md §8). Loaded
+-- after bootstrap.sql; RLS and function comments are in finalize.sql.
+
+CREATE SEQUENCE spendguard.price_id AS bigint;
+COMMENT ON SEQUENCE spendguard.price_id IS 'Ids of spendguard.price rows';
+SELECT pg_catalog.pg_extension_config_dump('spendguard.price_id', '');
+
+-- Prices per million tokens, in micros. A row is never changed: a new row
+-- with a later effective_from supersedes it, so every past cost can be
+-- recomputed from the row that priced it (scope_reservation.price_id).
+CREATE TABLE spendguard.price (
+  tenant_id                    text        NOT NULL,
+  id                           bigint      NOT NULL DEFAULT nextval('spendguard.price_id'),
+  model                        text        NOT NULL CHECK (model <> ''),
+  effective_from               timestamptz NOT NULL CHECK (isfinite(effective_from)),
+  input_micros_per_mtok        bigint      NOT NULL CHECK (input_micros_per_mtok >= 0),
+  output_micros_per_mtok       bigint      NOT NULL CHECK (output_micros_per_mtok >= 0),
+  cached_input_micros_per_mtok bigint      CHECK (cached_input_micros_per_mtok >= 0),
+  created_at                   timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, id),
+  -- the price in force at a time: the greatest effective_from <= it (a
+  -- backward scan of this index); tenant and model are ids of at most
+  -- 1,024 bytes, so an entry fits a btree page
+  UNIQUE (tenant_id, model, effective_from)
+);
+ALTER SEQUENCE spendguard.price_id OWNED BY spendguard.price.id;
+COMMENT ON TABLE spendguard.price IS
+  'Prices per million tokens by model, in micros, from effective_from on; rows are never changed';
+SELECT pg_catalog.pg_extension_config_dump('spendguard.price', '');
+
+CREATE FUNCTION spendguard.refuse_price_change() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+  RAISE EXCEPTION 'spendguard.price rows are never changed (% refused): set a new price with a later effective_from', TG_OP
+    USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+COMMENT ON FUNCTION spendguard.refuse_price_change() IS
+  'Trigger function that keeps spendguard.price rows as they were written';
+CREATE TRIGGER price_never_changed BEFORE UPDATE OR DELETE ON spendguard.price
+  FOR EACH ROW EXECUTE FUNCTION spendguard.refuse_price_change();
+CREATE TRIGGER price_no_truncate BEFORE TRUNCATE ON spendguard.price
+  FOR EACH STATEMENT EXECUTE FUNCTION spendguard.refuse_price_change();
 
 CREATE  FUNCTION "scope_set_budget"(
 	"scope" TEXT, /* Option < String > */
@@ -194,6 +253,55 @@ CREATE  FUNCTION "scope_spend"(
 STABLE PARALLEL RESTRICTED
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'scope_spend_wrapper';
+
+CREATE  FUNCTION "scope_reserve_tokens"(
+	"scopes" TEXT[], /* :: std :: option :: Option < Vec < Option < String > > > */
+	"model" TEXT, /* Option < String > */
+	"max_input_tokens" bigint, /* Option < i64 > */
+	"max_output_tokens" bigint, /* Option < i64 > */
+	"hold_id" TEXT, /* Option < String > */
+	"at" timestamp with time zone DEFAULT now(), /* Option < TimestampWithTimeZone > */
+	"ttl" interval DEFAULT '15 minutes', /* Option < Interval > */
+	"event_id" TEXT DEFAULT NULL /* Option < String > */
+) RETURNS spendguard.scope_decision /* :: pgrx :: heap_tuple :: PgHeapTuple < '_, :: pgrx :: pgbox :: AllocatedByRust
+> */
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'scope_reserve_tokens_wrapper';
+
+CREATE  FUNCTION "scope_settle_tokens"(
+	"hold_id" TEXT, /* Option < String > */
+	"input_tokens" bigint, /* Option < i64 > */
+	"output_tokens" bigint, /* Option < i64 > */
+	"cached_input_tokens" bigint DEFAULT 0, /* Option < i64 > */
+	"event_id" TEXT DEFAULT NULL /* Option < String > */
+) RETURNS spendguard.scope_decision /* :: pgrx :: heap_tuple :: PgHeapTuple < '_, :: pgrx :: pgbox :: AllocatedByRust
+> */
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'scope_settle_tokens_wrapper';
+
+CREATE  FUNCTION "price_set"(
+	"model" TEXT, /* Option < String > */
+	"effective_from" timestamp with time zone, /* Option < TimestampWithTimeZone > */
+	"input_micros_per_mtok" bigint, /* Option < i64 > */
+	"output_micros_per_mtok" bigint, /* Option < i64 > */
+	"cached_input_micros_per_mtok" bigint DEFAULT NULL /* Option < i64 > */
+) RETURNS bigint /* i64 */
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'price_set_wrapper';
+
+CREATE  FUNCTION "price_cost"(
+	"model" TEXT, /* Option < String > */
+	"input_tokens" bigint, /* Option < i64 > */
+	"output_tokens" bigint, /* Option < i64 > */
+	"cached_input_tokens" bigint DEFAULT 0, /* Option < i64 > */
+	"at" timestamp with time zone DEFAULT now() /* Option < TimestampWithTimeZone > */
+) RETURNS bigint /* i64 */
+STABLE PARALLEL RESTRICTED 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'price_cost_wrapper';
 
 -- sql/verify.sql: verify() checks scoped reservations
 -- spendguard.verify(): the auditor of SPEC §1 "Verifying".
@@ -514,7 +622,13 @@ ALTER FUNCTION spendguard.scope_charge(text[], bigint, timestamptz, text) SECURI
 ALTER FUNCTION spendguard.scope_record(text[], bigint, timestamptz, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION spendguard.scope_usage(text, timestamptz) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION spendguard.scope_spend(text, text, timestamptz, timestamptz) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.scope_reserve_tokens(text[], text, bigint, bigint, text, timestamptz, interval, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.scope_settle_tokens(text, bigint, bigint, bigint, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.price_set(text, timestamptz, bigint, bigint, bigint) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.price_cost(text, bigint, bigint, bigint, timestamptz) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION spendguard.verify(text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION spendguard.refuse_price_change() FROM PUBLIC;
+REVOKE ALL ON SEQUENCE spendguard.price_id FROM PUBLIC;
 REVOKE ALL ON spendguard.scope_budget FROM PUBLIC;
 ALTER TABLE spendguard.scope_budget ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON spendguard.scope_budget USING (tenant_id = spendguard.current_tenant());
@@ -524,6 +638,9 @@ CREATE POLICY tenant_isolation ON spendguard.scope_reservation USING (tenant_id 
 REVOKE ALL ON spendguard.scope_request FROM PUBLIC;
 ALTER TABLE spendguard.scope_request ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON spendguard.scope_request USING (tenant_id = spendguard.current_tenant());
+REVOKE ALL ON spendguard.price FROM PUBLIC;
+ALTER TABLE spendguard.price ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON spendguard.price USING (tenant_id = spendguard.current_tenant());
 COMMENT ON FUNCTION spendguard.scope_set_budget IS
   'Set a scope''s limit per UTC day, week (from Monday), month or in total, one per period kind; 0 blocks everything, a NULL limit removes it (history stays)';
 COMMENT ON FUNCTION spendguard.scope_reserve IS
@@ -539,3 +656,11 @@ COMMENT ON FUNCTION spendguard.scope_usage IS
   'One row per scoped budget (of one scope, or all): the period that contains at, its limit, spend, open reservations and room left';
 COMMENT ON FUNCTION spendguard.scope_spend IS
   'A scope''s spend per period of a kind, from the period that contains since to the one that contains until; periods it was named in';
+COMMENT ON FUNCTION spendguard.scope_reserve_tokens IS
+  'scope_reserve with the estimate priced from token maxima at at, as if no input were cached (SG040 when the model has no price then)';
+COMMENT ON FUNCTION spendguard.scope_settle_tokens IS
+  'scope_settle with the cost priced from tokens by the reservation''s own price row; the tokens are kept with the reservation';
+COMMENT ON FUNCTION spendguard.price_set IS
+  'Add a price of a model per million tokens in micros from effective_from on; returns its id. Rows are never changed (22023 for a second row of the same model and time)';
+COMMENT ON FUNCTION spendguard.price_cost IS
+  'Micros of a call: ceil(((input - cached) x input + cached x cached + output x output rate) / 1e6) at the price in force at at; SG040 when there is none';

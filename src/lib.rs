@@ -17,6 +17,7 @@ mod budget;
 mod error;
 mod jsonb;
 mod key;
+mod price;
 mod proposal;
 mod result;
 mod scope;
@@ -40,6 +41,7 @@ pgrx::extension_sql_file!(
 );
 pgrx::extension_sql_file!("../sql/proposal.sql", name = "proposal_schema");
 pgrx::extension_sql_file!("../sql/scope.sql", name = "scope_schema");
+pgrx::extension_sql_file!("../sql/price.sql", name = "price_schema");
 pgrx::extension_sql_file!(
     "../sql/monitoring.sql",
     name = "monitoring",

@@ -75,6 +75,56 @@ fn scope_settle(
     decision_row(fcinfo, d)
 }
 
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(volatile, parallel_unsafe, requires = ["scope_schema", "price_schema"])]
+fn scope_reserve_tokens(
+    scopes: Option<Vec<Option<String>>>,
+    model: Option<String>,
+    max_input_tokens: Option<i64>,
+    max_output_tokens: Option<i64>,
+    hold_id: Option<String>,
+    at: default!(Option<TimestampWithTimeZone>, "now()"),
+    ttl: default!(Option<Interval>, "'15 minutes'"),
+    event_id: default!(Option<String>, "NULL"),
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pgrx::composite_type!('static, "spendguard.scope_decision") {
+    let d = ok_or_raise(ops::reserve_tokens(
+        ops::ReserveArgs {
+            scopes,
+            estimate: None,
+            hold_id,
+            at,
+            ttl,
+            event_id,
+        },
+        ops::TokenEstimate {
+            model,
+            max_input: max_input_tokens,
+            max_output: max_output_tokens,
+        },
+    ));
+    decision_row(fcinfo, d)
+}
+
+#[pg_extern(volatile, parallel_unsafe, requires = ["scope_schema", "price_schema"])]
+fn scope_settle_tokens(
+    hold_id: Option<String>,
+    input_tokens: Option<i64>,
+    output_tokens: Option<i64>,
+    cached_input_tokens: default!(Option<i64>, 0),
+    event_id: default!(Option<String>, "NULL"),
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pgrx::composite_type!('static, "spendguard.scope_decision") {
+    let d = ok_or_raise(ops::settle_tokens(ops::SettleTokensArgs {
+        hold_id,
+        input: input_tokens,
+        output: output_tokens,
+        cached_input: cached_input_tokens,
+        event_id,
+    }));
+    decision_row(fcinfo, d)
+}
+
 #[pg_extern(volatile, parallel_unsafe, requires = ["scope_schema"])]
 fn scope_cancel(hold_id: Option<String>) {
     ok_or_raise(ops::cancel(hold_id))

@@ -11,6 +11,7 @@ use crate::spi::{with_db, Db};
 use pgrx::datum::{Interval, TimestampWithTimeZone};
 use spendguard_core::budget::{self, Decision as HoldDecision, Limits};
 use spendguard_core::fingerprint::Fingerprint;
+use spendguard_core::price::{self, Tokens};
 use spendguard_core::scope::{self, Budget, Decision, Kind, ScopePeriod};
 use spendguard_core::spend::{utc_day, ReservationStatus};
 use spendguard_core::{validate, Error, Result};
@@ -176,19 +177,57 @@ pub struct ReserveArgs {
     pub event_id: Option<String>,
 }
 
+/// What a reservation holds: micros, or the most a model call can cost
+/// (its token maxima priced at `at` with nothing cached, SPEC §8).
+enum Estimate {
+    Micros(i64),
+    Tokens {
+        model: String,
+        max_input: i64,
+        max_output: i64,
+    },
+}
+
 pub fn reserve(a: ReserveArgs) -> Result<DecisionRow> {
+    let estimate = Estimate::Micros(validate::amount("estimate_micros", a.estimate)?);
+    reserve_any(a, estimate)
+}
+
+/// The arguments of `scope_reserve_tokens` that `scope_reserve` has not.
+pub struct TokenEstimate {
+    pub model: Option<String>,
+    pub max_input: Option<i64>,
+    pub max_output: Option<i64>,
+}
+
+pub fn reserve_tokens(a: ReserveArgs, t: TokenEstimate) -> Result<DecisionRow> {
+    let estimate = Estimate::Tokens {
+        model: validate::id("model", t.model)?,
+        max_input: validate::amount("max_input_tokens", t.max_input)?,
+        max_output: validate::amount("max_output_tokens", t.max_output)?,
+    };
+    reserve_any(a, estimate)
+}
+
+fn reserve_any(a: ReserveArgs, estimate: Estimate) -> Result<DecisionRow> {
     let scopes = scope::scopes(a.scopes)?;
-    let estimate = validate::amount("estimate_micros", a.estimate)?;
     let hold_id = validate::id("hold_id", a.hold_id)?;
     let (at, day, explicit) = at_arg(a.at)?;
     let ttl = crate::args::ttl("ttl", validate::required("ttl", a.ttl)?)?;
     let idem = idempotency(a.event_id, || {
-        let mut f = fingerprint(
-            "scope_reserve",
-            &scopes,
-            estimate,
-            explicit.then(|| i64::from(at)),
-        );
+        let at = explicit.then(|| i64::from(at));
+        let mut f = match &estimate {
+            Estimate::Micros(e) => fingerprint("scope_reserve", &scopes, *e, at),
+            Estimate::Tokens {
+                model,
+                max_input,
+                max_output,
+            } => {
+                let mut f = fingerprint("scope_reserve_tokens", &scopes, *max_input, at);
+                f.int(Some(*max_output)).text(Some(model));
+                f
+            }
+        };
         f.text(Some(&hold_id))
             .int(Some(ttl.months().into()))
             .int(Some(ttl.days().into()))
@@ -206,6 +245,22 @@ pub fn reserve(a: ReserveArgs) -> Result<DecisionRow> {
                 "reservation \"{hold_id}\" already exists: a hold id can be reserved only once"
             )));
         }
+        let (estimate, priced) = match &estimate {
+            Estimate::Micros(e) => (*e, None),
+            Estimate::Tokens {
+                model,
+                max_input,
+                max_output,
+            } => {
+                let (price_id, rates) = crate::price::ops::in_force(db, model, at)?;
+                let most = Tokens {
+                    input: *max_input,
+                    output: *max_output,
+                    cached_input: 0,
+                };
+                (price::cost(rates, most)?, Some((model.as_str(), price_id)))
+            }
+        };
         let budgets = load(db, &scopes, day, true);
         let d = scope::decide(budgets, estimate, Kind::Reserve)?;
         let mut expires_at = None;
@@ -226,7 +281,7 @@ pub fn reserve(a: ReserveArgs) -> Result<DecisionRow> {
                 expires_at = holds::open(db, b, &hold, Ok(after))?;
             }
             let exp = expires_at.expect("an allowed reservation opened its holds");
-            db.new_scope_reservation(&hold_id, &scopes, at, estimate, exp);
+            db.new_scope_reservation(&hold_id, &scopes, at, estimate, exp, priced);
         } else {
             deny(db, &d, day, Some(&hold_id), estimate)?;
         }
@@ -310,11 +365,16 @@ pub fn charge(a: ChargeArgs) -> Result<DecisionRow> {
 /// reservation's day, even above the estimate, even after expiry) or
 /// released, and the reservation closed. Returns the decision row of the
 /// state after (settle).
-fn close(
-    hold_id: String,
-    cost: Option<i64>,
-    idem: Option<(String, Fingerprint)>,
-) -> Result<DecisionRow> {
+/// How a reservation is closed: settled with micros, settled with tokens
+/// priced by the reservation's price row, or cancelled.
+#[derive(Clone, Copy)]
+enum Cost {
+    Micros(i64),
+    Tokens(Tokens),
+    Cancel,
+}
+
+fn close(hold_id: String, cost: Cost, idem: Option<(String, Fingerprint)>) -> Result<DecisionRow> {
     let tenant = crate::tenant::current()?;
     with_db(&tenant, |db| {
         if let Some(row) = replay(db, &idem)? {
@@ -332,6 +392,24 @@ fn close(
         if r.status != ReservationStatus::Open {
             return Err(closed(r.status));
         }
+        // a token settle is priced by the row that priced the reservation,
+        // whatever prices were set since
+        let micros = match cost {
+            Cost::Micros(c) => Some(c),
+            Cost::Cancel => None,
+            Cost::Tokens(t) => {
+                let Some(price_id) = r.price_id else {
+                    return Err(Error::HoldMismatch(format!(
+                        "reservation \"{hold_id}\" was not priced by tokens: settle it with scope_settle"
+                    )));
+                };
+                Some(price::cost(crate::price::ops::by_id(db, price_id)?, t)?)
+            }
+        };
+        let tokens = match cost {
+            Cost::Tokens(t) => Some(t),
+            _ => None,
+        };
         let day = utc_day(i64::from(r.at));
         // lock order: the scopes' budgets, then each scope's §1 budget row
         // and hold (by_budget order), then the reservation
@@ -350,17 +428,17 @@ fn close(
             return Err(closed(status));
         }
         for h in locked {
-            match cost {
+            match micros {
                 Some(c) => holds::settle(db, h, c)?,
                 None => holds::close(db, h)?,
             }
         }
-        let status = if cost.is_some() {
+        let status = if micros.is_some() {
             ReservationStatus::Settled
         } else {
             ReservationStatus::Cancelled
         };
-        db.close_scope_reservation(&hold_id, status, cost);
+        db.close_scope_reservation(&hold_id, status, micros, tokens);
         let d = Decision {
             allowed: true,
             budgets: load(db, &r.scopes, day, false),
@@ -385,12 +463,35 @@ pub fn settle(
         f.text(Some(&hold_id)).int(Some(cost));
         f
     })?;
-    close(hold_id, Some(cost), idem)
+    close(hold_id, Cost::Micros(cost), idem)
+}
+
+/// The arguments of `scope_settle_tokens`, named as in SQL.
+pub struct SettleTokensArgs {
+    pub hold_id: Option<String>,
+    pub input: Option<i64>,
+    pub output: Option<i64>,
+    pub cached_input: Option<i64>,
+    pub event_id: Option<String>,
+}
+
+pub fn settle_tokens(a: SettleTokensArgs) -> Result<DecisionRow> {
+    let hold_id = validate::id("hold_id", a.hold_id)?;
+    let t = Tokens::new(a.input, a.output, a.cached_input)?;
+    let idem = idempotency(a.event_id, || {
+        let mut f = Fingerprint::new("scope_settle_tokens");
+        f.text(Some(&hold_id))
+            .int(Some(t.input))
+            .int(Some(t.output))
+            .int(Some(t.cached_input));
+        f
+    })?;
+    close(hold_id, Cost::Tokens(t), idem)
 }
 
 pub fn cancel(hold_id: Option<String>) -> Result<()> {
     let hold_id = validate::id("hold_id", hold_id)?;
-    close(hold_id, None, None).map(|_| ())
+    close(hold_id, Cost::Cancel, None).map(|_| ())
 }
 
 /// One row of `scope_usage`.

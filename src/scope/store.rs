@@ -7,6 +7,7 @@ use crate::jsonb::JsonbText;
 use crate::spi::{spi, Db, Stmt, BOOL, INT4, INT8, JSONB, TEXT, TIMESTAMPTZ};
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys::{PgBuiltInOids as T, PgOid};
+use spendguard_core::price::Tokens;
 use spendguard_core::scope::ScopePeriod;
 use spendguard_core::spend::ReservationStatus;
 
@@ -55,7 +56,7 @@ static DROP_BUDGET: Stmt = Stmt {
 };
 
 static RESERVATION: Stmt = Stmt {
-    sql: "SELECT scopes, at, expires_at, status \
+    sql: "SELECT scopes, at, expires_at, status, price_id \
           FROM spendguard.scope_reservation WHERE tenant_id = $1 AND hold_id = $2",
     types: &[TEXT, TEXT],
 };
@@ -71,16 +72,26 @@ static LOCK_RESERVATION: Stmt = Stmt {
 
 static NEW_RESERVATION: Stmt = Stmt {
     sql: "INSERT INTO spendguard.scope_reservation \
-          (tenant_id, hold_id, scopes, at, estimate_micros, expires_at) \
-          VALUES ($1, $2, $3, $4, $5, $6)",
-    types: &[TEXT, TEXT, TEXT_ARRAY, TIMESTAMPTZ, INT8, TIMESTAMPTZ],
+          (tenant_id, hold_id, scopes, at, estimate_micros, expires_at, model, price_id) \
+          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    types: &[
+        TEXT,
+        TEXT,
+        TEXT_ARRAY,
+        TIMESTAMPTZ,
+        INT8,
+        TIMESTAMPTZ,
+        TEXT,
+        INT8,
+    ],
 };
 
 static CLOSE_RESERVATION: Stmt = Stmt {
     sql:
-        "UPDATE spendguard.scope_reservation SET status = $3, cost_micros = $4, closed_at = now() \
+        "UPDATE spendguard.scope_reservation SET status = $3, cost_micros = $4, closed_at = now(), \
+          input_tokens = $5, output_tokens = $6, cached_input_tokens = $7 \
           WHERE tenant_id = $1 AND hold_id = $2",
-    types: &[TEXT, TEXT, TEXT, INT8],
+    types: &[TEXT, TEXT, TEXT, INT8, INT8, INT8, INT8],
 };
 
 static REQUEST: Stmt = Stmt {
@@ -117,6 +128,8 @@ pub struct Reservation {
     pub at: TimestampWithTimeZone,
     pub expires_at: TimestampWithTimeZone,
     pub status: ReservationStatus,
+    /// the price row of a reservation of scope_reserve_tokens
+    pub price_id: Option<i64>,
 }
 
 /// A scoped call's result as returned (and recorded under an event id).
@@ -198,6 +211,7 @@ impl Db<'_, '_> {
             at: spi(r.get(2)).expect("at is NOT NULL"),
             expires_at: spi(r.get(3)).expect("expires_at is NOT NULL"),
             status: ReservationStatus::parse(&status).expect("its domain keeps statuses valid"),
+            price_id: spi(r.get(5)),
         })
     }
 
@@ -217,6 +231,7 @@ impl Db<'_, '_> {
         at: TimestampWithTimeZone,
         estimate: i64,
         expires_at: TimestampWithTimeZone,
+        priced: Option<(&str, i64)>,
     ) {
         let list: Vec<&str> = scopes.iter().map(String::as_str).collect();
         self.run(
@@ -228,6 +243,8 @@ impl Db<'_, '_> {
                 at.into(),
                 estimate.into(),
                 expires_at.into(),
+                priced.map(|p| p.0).into(),
+                priced.map(|p| p.1).into(),
             ],
         );
     }
@@ -237,6 +254,7 @@ impl Db<'_, '_> {
         hold_id: &str,
         status: ReservationStatus,
         cost: Option<i64>,
+        tokens: Option<Tokens>,
     ) {
         self.run(
             &CLOSE_RESERVATION,
@@ -245,6 +263,9 @@ impl Db<'_, '_> {
                 hold_id.into(),
                 status.as_str().into(),
                 cost.into(),
+                tokens.map(|t| t.input).into(),
+                tokens.map(|t| t.output).into(),
+                tokens.map(|t| t.cached_input).into(),
             ],
         );
     }

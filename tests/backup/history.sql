@@ -80,3 +80,15 @@ SELECT spendguard.budget_authorize_hold('claude', 0, 5, hold_id => 'h-after-reti
 SET spendguard.tenant = 'acme';
 SELECT capability_id, retired_events, kept_events FROM spendguard.budget_retire_events(now(), 'tool', 0);
 SELECT spendguard.budget_try_increment('tool', 0, 5);
+
+-- scoped budgets (SPEC §6) and prices (§8): budgets, an open and a settled
+-- reservation (one priced by tokens), a charge with an event id, a denial
+SET spendguard.tenant = 'acme';
+SELECT spendguard.scope_set_budget('org:acme', 'day', 10000, alert_percents => '{50,80}');
+SELECT spendguard.scope_set_budget('org:acme', 'total', 100000);
+SELECT spendguard.price_set('gpt-x', '2026-01-01 00:00Z', 2500000, 10000000, 1250000);
+SELECT allowed FROM spendguard.scope_reserve(ARRAY['user:u1', 'org:acme'], 300, 'sr-open', ttl => '1 hour');
+SELECT allowed FROM spendguard.scope_reserve_tokens(ARRAY['user:u2', 'org:acme'], 'gpt-x', 1000, 100, 'sr-tok');
+SELECT allowed FROM spendguard.scope_settle_tokens('sr-tok', 800, 50, 200);
+SELECT allowed FROM spendguard.scope_charge(ARRAY['key:k1', 'org:acme'], 200, event_id => 'sc-1');
+SELECT allowed FROM spendguard.scope_charge(ARRAY['org:acme'], 50000);

@@ -87,3 +87,11 @@ SET spendguard.tenant = 'acme';
 SELECT count(*) AS acme_problems FROM spendguard.verify();
 SET spendguard.tenant = 'globex';
 SELECT count(*) AS globex_problems FROM spendguard.verify();
+
+\echo 'scoped budgets and prices work on: the open reservation settles, the charge replays, the price holds'
+SET spendguard.tenant = 'acme';
+SELECT allowed, remaining_micros FROM spendguard.scope_charge(ARRAY['key:k1', 'org:acme'], 200, event_id => 'sc-1');
+SELECT allowed, remaining_micros FROM spendguard.scope_settle('sr-open', 250);
+SELECT spendguard.price_cost('gpt-x', 1000000, 0, 0, '2026-06-01') AS gpt_x_per_million_input;
+SELECT scope, period, spent_micros, reserved_micros FROM spendguard.scope_usage('org:acme');
+SELECT count(*) AS acme_problems_after_scopes FROM spendguard.verify();

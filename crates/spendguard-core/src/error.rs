@@ -43,6 +43,8 @@ pub enum Error {
     CapExceeded(String),
     /// SG030: `spendguard.require_tenant` is on and no tenant is set.
     TenantRequired,
+    /// SG040: no price in force for a model at a time (SPEC §8).
+    NoPrice(String),
     /// 42704: a `spendguard.*` setting that does not exist was set before
     /// the library loaded (a misspelling, kept by PostgreSQL as a
     /// placeholder). Holds the setting's name.
@@ -75,6 +77,7 @@ impl Error {
             Error::ProposalArgsMismatch { .. } => "SG013",
             Error::CapExceeded(_) => "SG020",
             Error::TenantRequired => "SG030",
+            Error::NoPrice(_) => "SG040",
             Error::UnknownSetting(_) => "42704",
             Error::TooDeep => "54001",
             Error::NotSupported(_) => "0A000",
@@ -89,7 +92,8 @@ impl Error {
             | Error::Fencing(m)
             | Error::BudgetInvariant(m)
             | Error::CapExceeded(m)
-            | Error::NotSupported(m) => m.clone(),
+            | Error::NotSupported(m)
+            | Error::NoPrice(m) => m.clone(),
             Error::NullValue(arg) => format!("argument \"{arg}\" must not be NULL"),
             Error::HoldNotFound { hold_id } => format!("hold \"{hold_id}\" does not exist"),
             Error::HoldNotOpen {
@@ -188,13 +192,15 @@ mod tests {
             Error::UnknownSetting("spendguard.tenat".into()),
             Error::TooDeep,
             Error::NotSupported("x".into()),
+            Error::NoPrice("x".into()),
         ];
         let codes: Vec<_> = all.iter().map(|e| e.sqlstate()).collect();
         assert_eq!(
             codes,
             [
                 "22023", "22004", "22003", "SG001", "SG002", "SG003", "SG004", "SG005", "SG006",
-                "SG010", "SG011", "SG012", "SG013", "SG020", "SG030", "42704", "54001", "0A000"
+                "SG010", "SG011", "SG012", "SG013", "SG020", "SG030", "42704", "54001", "0A000",
+                "SG040"
             ]
         );
         assert_eq!(

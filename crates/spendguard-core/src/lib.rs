@@ -7,6 +7,7 @@ pub mod enums;
 pub mod error;
 pub mod fingerprint;
 pub mod key;
+pub mod price;
 pub mod proposal;
 pub mod scope;
 pub mod spend;

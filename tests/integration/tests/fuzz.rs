@@ -22,7 +22,7 @@ use spendguard_it::{assert_verified, clock_seed, connect, uniq, Rng};
 /// docs/reference.md.
 const DOCUMENTED: &[&str] = &[
     "22023", "22004", "22003", "SG001", "SG002", "SG003", "SG004", "SG005", "SG006", "SG010",
-    "SG011", "SG012", "SG013", "SG020", "54001", "0A000",
+    "SG011", "SG012", "SG013", "SG020", "54001", "0A000", "SG040",
 ];
 
 /// The fuzzer's draws on the shared generator.
