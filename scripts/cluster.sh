@@ -33,6 +33,8 @@ unix_socket_directories = '$SG_SOCKDIR'
 max_connections = 120
 shared_buffers = 256MB
 fsync = on
+# alerts are tested inside a prepared transaction (SPEC §7, alert_notify)
+max_prepared_transactions = 10
 CONF
   fi
   as_postgres mkdir -p "$SG_SOCKDIR"

@@ -133,6 +133,10 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA spendguard FROM PUBLIC;
 REVOKE ALL ON FUNCTION spendguard.refuse_event_change() FROM PUBLIC;
 REVOKE ALL ON FUNCTION spendguard.refuse_checkpoint_change() FROM PUBLIC;
 REVOKE ALL ON FUNCTION spendguard.refuse_price_change() FROM PUBLIC;
+-- Claiming and acking across tenants is for a delivery worker's role, which
+-- an admin grants them to (docs/alerts.md).
+REVOKE ALL ON FUNCTION spendguard.alert_claim_all(text, integer, interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION spendguard.alert_ack_all(bigint[]) FROM PUBLIC;
 -- Retiring history deletes audit rows: only the owner, or a role an admin
 -- grants it to (docs/operations.md "Retiring history").
 REVOKE ALL ON FUNCTION spendguard.budget_retire_events(timestamptz, text, integer) FROM PUBLIC;
@@ -238,6 +242,19 @@ COMMENT ON FUNCTION spendguard.scope_reserve_tokens IS
   'scope_reserve with the estimate priced from token maxima at at, as if no input were cached (SG040 when the model has no price then)';
 COMMENT ON FUNCTION spendguard.scope_settle_tokens IS
   'scope_settle with the cost priced from tokens by the reservation''s own price row; the tokens are kept with the reservation';
+
+-- Alerts (SPEC §7)
+COMMENT ON FUNCTION spendguard.alert_claim IS
+  'Lease up to max_rows undelivered alerts of the current tenant whose lease is free to consumer until now() + lease (SKIP LOCKED: no two consumers hold one alert)';
+COMMENT ON FUNCTION spendguard.alert_claim_all IS
+  'alert_claim across tenants (each row says its tenant_id), for a delivery worker''s role; not executable by PUBLIC';
+COMMENT ON FUNCTION spendguard.alert_ack IS
+  'Mark alerts of the current tenant delivered; returns how many were not delivered before';
+COMMENT ON FUNCTION spendguard.alert_ack_all IS 'alert_ack across tenants; not executable by PUBLIC';
+COMMENT ON FUNCTION spendguard.alerts IS
+  'The alerts of the current tenant, oldest first, created since a time and of one scope when given';
+COMMENT ON FUNCTION spendguard.check_claim IS
+  'What the claim functions check first: consumer an id, max_rows >= 0, a lease of up to a day (22004, 22023)';
 
 -- Prices (SPEC §8)
 COMMENT ON FUNCTION spendguard.price_set IS

@@ -12,6 +12,7 @@
 
 use pgrx::prelude::*;
 
+mod alert;
 mod args;
 mod budget;
 mod error;
@@ -42,6 +43,11 @@ pgrx::extension_sql_file!(
 pgrx::extension_sql_file!("../sql/proposal.sql", name = "proposal_schema");
 pgrx::extension_sql_file!("../sql/scope.sql", name = "scope_schema");
 pgrx::extension_sql_file!("../sql/price.sql", name = "price_schema");
+pgrx::extension_sql_file!(
+    "../sql/alert.sql",
+    name = "alert_schema",
+    requires = [budget::current_tenant, "scope_schema"]
+);
 pgrx::extension_sql_file!(
     "../sql/monitoring.sql",
     name = "monitoring",

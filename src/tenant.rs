@@ -16,6 +16,9 @@ use std::ffi::{CStr, CString};
 
 pub static TENANT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static REQUIRE_TENANT: GucSetting<bool> = GucSetting::<bool>::new(false);
+/// `spendguard.alert_notify` (SPEC §7): NOTIFY spendguard_alerts when a
+/// call writes an alert; off for transactions that PREPARE TRANSACTION.
+pub static ALERT_NOTIFY: GucSetting<bool> = GucSetting::<bool>::new(true);
 
 thread_local! {
     /// A `spendguard.*` placeholder found when the library loaded: the
@@ -38,6 +41,14 @@ pub fn register_gucs() {
         c"When on, a call without a tenant fails with SQLSTATE SG030 instead of using 'default'.",
         &REQUIRE_TENANT,
         GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"spendguard.alert_notify",
+        c"NOTIFY spendguard_alerts when a call writes an alert.",
+        c"Turn off (SET LOCAL works) in a transaction that uses two-phase commit: PostgreSQL refuses PREPARE TRANSACTION after a NOTIFY. The alert row is written either way.",
+        &ALERT_NOTIFY,
+        GucContext::Userset,
         GucFlags::default(),
     );
     // Our own settings have taken over their placeholders by now: one that

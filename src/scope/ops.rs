@@ -9,7 +9,9 @@ use crate::args::{finite_time, now};
 use crate::budget::holds;
 use crate::spi::{with_db, Db};
 use pgrx::datum::{Interval, TimestampWithTimeZone};
+use spendguard_core::alert::{self, NewAlert};
 use spendguard_core::budget::{self, Decision as HoldDecision, Limits};
+use spendguard_core::enums::AlertKind;
 use spendguard_core::fingerprint::Fingerprint;
 use spendguard_core::price::{self, Tokens};
 use spendguard_core::scope::{self, Budget, Decision, Kind, ScopePeriod};
@@ -67,7 +69,7 @@ fn totals(db: &mut Db<'_, '_>, rows: Vec<BudgetRow>, day: i64) -> Vec<Budget> {
     let ranges: Vec<(&str, i64, i64)> = rows
         .iter()
         .zip(&caps)
-        .map(|((_, period, _), cap)| {
+        .map(|((_, period, _, _), cap)| {
             let (s, e) = period.bounds(day);
             (cap.as_str(), s, e)
         })
@@ -75,14 +77,17 @@ fn totals(db: &mut Db<'_, '_>, rows: Vec<BudgetRow>, day: i64) -> Vec<Budget> {
     let sums = holds::family_totals(db, &ranges);
     rows.into_iter()
         .zip(sums)
-        .map(|((scope, period, limit), (spent, reserved))| Budget {
-            period_start: period.bounds(day).0,
-            scope,
-            period,
-            limit,
-            spent,
-            reserved,
-        })
+        .map(
+            |((scope, period, limit, alert_percents), (spent, reserved))| Budget {
+                period_start: period.bounds(day).0,
+                scope,
+                period,
+                limit,
+                spent,
+                reserved,
+                alert_percents,
+            },
+        )
         .collect()
 }
 
@@ -162,7 +167,34 @@ pub fn set_budget(
     let slices = scope::slices(slices)?;
     let tenant = crate::tenant::current()?;
     with_db(&tenant, |db| {
+        let old = db.lock_scope_limit(&s, period);
         db.set_scope_budget(&s, period, limit.map(|l| (l, percents, slices)));
+        // a changed limit re-arms every threshold (the alerts' key has the
+        // limit); those that fired in the current period and that spend is
+        // now below get a `resolved` alert
+        if let (Some(old), Some(new)) = (old, limit) {
+            if old != new {
+                let day = utc_day(now());
+                let b = totals(db, vec![(s.clone(), period, new, Vec::new())], day)
+                    .pop()
+                    .expect("one budget read");
+                let fired =
+                    crate::alert::fired_under_other_limits(db, &s, period, b.period_start, new);
+                let resolved: Vec<NewAlert> = alert::resolved(&fired, new, b.spent)
+                    .into_iter()
+                    .map(|p| NewAlert {
+                        scope: s.clone(),
+                        period,
+                        period_start: b.period_start,
+                        kind: AlertKind::Resolved,
+                        percent: Some(p),
+                        limit: new,
+                        spent: b.spent,
+                    })
+                    .collect();
+                crate::alert::write(db, &resolved);
+            }
+        }
         Ok(())
     })
 }
@@ -284,6 +316,7 @@ fn reserve_any(a: ReserveArgs, estimate: Estimate) -> Result<DecisionRow> {
             db.new_scope_reservation(&hold_id, &scopes, at, estimate, exp, priced);
         } else {
             deny(db, &d, day, Some(&hold_id), estimate)?;
+            crate::alert::write(db, &alert::for_denial(&d));
         }
         let row = row_of(&d, Some(&hold_id), expires_at);
         remember(db, &idem, &row);
@@ -351,8 +384,10 @@ pub fn charge(a: ChargeArgs) -> Result<DecisionRow> {
                 let usage = holds::lock(db, b, None)?;
                 holds::record(db, b, usage, cost)?;
             }
+            crate::alert::write(db, &alert::for_spend(&d.budgets, cost));
         } else {
             deny(db, &d, day, None, cost)?;
+            crate::alert::write(db, &alert::for_denial(&d));
         }
         let row = row_of(&d, None, None);
         remember(db, &idem, &row);
@@ -445,6 +480,9 @@ fn close(hold_id: String, cost: Cost, idem: Option<(String, Fingerprint)>) -> Re
             blocks: Vec::new(),
             blocked: None,
         };
+        if let Some(c) = micros {
+            crate::alert::write(db, &alert::for_spend(&d.budgets, c));
+        }
         let row = row_of(&d, Some(&hold_id), Some(r.expires_at));
         remember(db, &idem, &row);
         Ok(row)

@@ -19,7 +19,7 @@ const INT4_ARRAY: PgOid = PgOid::BuiltIn(T::INT4ARRAYOID);
 /// so rows are locked in the order they are returned. Calls that share
 /// scopes, listed in any order, lock them in this order and never deadlock.
 static LOCK_BUDGETS: Stmt = Stmt {
-    sql: "SELECT scope, period, limit_micros FROM spendguard.scope_budget \
+    sql: "SELECT scope, period, limit_micros, alert_percents FROM spendguard.scope_budget \
           WHERE tenant_id = $1 AND scope = ANY ($2) \
           ORDER BY scope, array_position('{day,week,month,total}'::text[], period::text) \
           FOR UPDATE",
@@ -28,7 +28,7 @@ static LOCK_BUDGETS: Stmt = Stmt {
 
 /// LOCK_BUDGETS without the lock (the readers).
 static READ_BUDGETS: Stmt = Stmt {
-    sql: "SELECT scope, period, limit_micros FROM spendguard.scope_budget \
+    sql: "SELECT scope, period, limit_micros, alert_percents FROM spendguard.scope_budget \
           WHERE tenant_id = $1 AND scope = ANY ($2) \
           ORDER BY scope, array_position('{day,week,month,total}'::text[], period::text)",
     types: &[TEXT, TEXT_ARRAY],
@@ -36,9 +36,17 @@ static READ_BUDGETS: Stmt = Stmt {
 
 /// Every budget of the tenant, in the same order.
 static ALL_BUDGETS: Stmt = Stmt {
-    sql: "SELECT scope, period, limit_micros FROM spendguard.scope_budget WHERE tenant_id = $1 \
+    sql: "SELECT scope, period, limit_micros, alert_percents FROM spendguard.scope_budget \
+          WHERE tenant_id = $1 \
           ORDER BY scope, array_position('{day,week,month,total}'::text[], period::text)",
     types: &[TEXT],
+};
+
+/// The limit of one budget, locked (a limit change re-arms its alerts).
+static LOCK_LIMIT: Stmt = Stmt {
+    sql: "SELECT limit_micros FROM spendguard.scope_budget \
+          WHERE tenant_id = $1 AND scope = $2 AND period = $3 FOR UPDATE",
+    types: &[TEXT, TEXT, TEXT],
 };
 
 static SET_BUDGET: Stmt = Stmt {
@@ -119,8 +127,8 @@ static NEW_REQUEST: Stmt = Stmt {
     ],
 };
 
-/// A budget as configured: (scope, period, limit).
-pub type BudgetRow = (String, ScopePeriod, i64);
+/// A budget as configured: (scope, period, limit, alert thresholds).
+pub type BudgetRow = (String, ScopePeriod, i64, Vec<i32>);
 
 /// A reservation as stored.
 pub struct Reservation {
@@ -151,6 +159,11 @@ fn budget_rows(t: pgrx::spi::SpiTupleTable<'_>) -> Vec<BudgetRow> {
             spi(r.get(1)).unwrap_or_default(),
             ScopePeriod::parse(&period).expect("its domain keeps periods valid"),
             spi(r.get(3)).unwrap_or_default(),
+            spi::<Option<Vec<Option<i32>>>>(r.get(4))
+                .unwrap_or_default()
+                .into_iter()
+                .flatten()
+                .collect(),
         )
     })
     .collect()
@@ -168,6 +181,14 @@ impl Db<'_, '_> {
     /// Every budget of the tenant, in decision order.
     pub fn all_scope_budgets(&mut self) -> Vec<BudgetRow> {
         budget_rows(self.run(&ALL_BUDGETS, &[self.tenant.into()]))
+    }
+
+    pub fn lock_scope_limit(&mut self, scope: &str, period: ScopePeriod) -> Option<i64> {
+        let t = self.run(
+            &LOCK_LIMIT,
+            &[self.tenant.into(), scope.into(), period.as_str().into()],
+        );
+        (!t.is_empty()).then(|| spi(t.first().get::<i64>(1)).unwrap_or_default())
     }
 
     pub fn set_scope_budget(

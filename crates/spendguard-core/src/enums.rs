@@ -118,6 +118,15 @@ enumeration!(
     }
 );
 
+enumeration!(
+    /// What an alert says (SPEC §7): a threshold was crossed, a budget
+    /// denied for the first time in its period, or spend is below a fired
+    /// threshold again after a limit change.
+    AlertKind, domain "alert_kind", argument "kind" {
+        Threshold = "threshold", Blocked = "blocked", Resolved = "resolved",
+    }
+);
+
 /// (domain, labels) of every enumeration: what the `#[pg_test]` compares
 /// with the catalog, and what `spendguard.check_enum` validates against.
 pub const ALL: &[(&str, &[&str])] = &[
@@ -129,6 +138,7 @@ pub const ALL: &[(&str, &[&str])] = &[
     (Effect::DOMAIN, Effect::LABELS),
     (ToolCallStatus::DOMAIN, ToolCallStatus::LABELS),
     (ScopePeriod::DOMAIN, ScopePeriod::LABELS),
+    (AlertKind::DOMAIN, AlertKind::LABELS),
 ];
 
 /// `value` as a label of the domain `domain`, for the argument `name`.

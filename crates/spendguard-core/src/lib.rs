@@ -2,6 +2,7 @@
 //! PostgreSQL dependency, so they are unit-tested with `cargo test` and the
 //! pgrx crate only wires them to SQL.
 
+pub mod alert;
 pub mod budget;
 pub mod enums;
 pub mod error;

@@ -145,6 +145,8 @@ pub struct Budget {
     pub period_start: i64,
     pub spent: i64,
     pub reserved: i64,
+    /// The thresholds armed on it (SPEC §7), sorted.
+    pub alert_percents: Vec<i32>,
 }
 
 impl Budget {
@@ -294,6 +296,7 @@ mod tests {
             period_start: 0,
             spent,
             reserved,
+            alert_percents: Vec::new(),
         }
     }
 
