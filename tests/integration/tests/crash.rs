@@ -2,7 +2,9 @@
 //! synchronous_commit on), 8 connections authorizing and capturing /
 //! releasing / reversing holds with event ids, one of them sweeping and
 //! retiring history, one reserving, settling and charging scoped budgets
-//! (SPEC §6) with event ids, while the test SIGKILLs the postmaster and its
+//! (SPEC §6) with event ids and alert thresholds armed (§7: after each
+//! restart an alert exists exactly for each threshold the committed spend
+//! crossed), while the test SIGKILLs the postmaster and its
 //! children at a random moment, then restarts it (crash recovery). After
 //! each restart every call a client saw acknowledged is in the log with the
 //! result the client saw (or, once retired, covered by its budget's
@@ -323,6 +325,29 @@ fn check_scope_acks(c: &mut Client, tenant: &str, acks: &[ScopeAck]) -> Vec<Stri
             problems.push(format!("scope {s} ({p}) at {used} > {l}"));
         }
     }
+    // an alert exists exactly for each threshold the committed spend
+    // crossed (spend only grows here): none lost, none twice
+    for r in c
+        .query(
+            "SELECT u.scope, u.period, u.limit_micros, u.spent_micros, \
+               (SELECT count(*) FROM spendguard.alerts(scope => u.scope) a \
+                WHERE a.period = u.period AND a.period_start = u.period_start \
+                  AND a.kind = 'threshold' AND a.percent = p.p) AS n, p.p \
+             FROM spendguard.scope_usage(NULL, $1::text::timestamptz) u, \
+                  (VALUES (50), (80), (100)) p(p)",
+            &[&SCOPE_AT],
+        )
+        .unwrap()
+    {
+        let (s, period, l, spent, n, p): (String, String, i64, i64, i64, i32) =
+            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
+        let crossed = i128::from(spent) * 100 >= i128::from(p) * i128::from(l);
+        if n != i64::from(crossed) {
+            problems.push(format!(
+                "scope {s} ({period}) at {spent} of {l}: {n} alerts of {p} %"
+            ));
+        }
+    }
     problems
 }
 
@@ -510,7 +535,7 @@ fn acknowledged_calls_survive_sigkill_of_the_server() {
             .unwrap();
         for (s, p, l) in SCOPE_LIMITS {
             c.execute(
-                "SELECT spendguard.scope_set_budget($1, $2, $3)",
+                "SELECT spendguard.scope_set_budget($1, $2, $3, alert_percents => '{50,80,100}')",
                 &[&s, &p, &l],
             )
             .unwrap();
