@@ -2,7 +2,7 @@
 # root with only the Rust toolchain; both install what they need first.
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: run test bench package setup lint unit pgtest install cluster upgraded-cluster regress upgrade backup integration package-test clients stop psql clean
+.PHONY: run test bench package setup lint unit pgtest install cluster upgraded-cluster regress upgrade backup integration package-test clients alerts stop psql clean
 
 include_env = source scripts/env.sh
 
@@ -65,6 +65,10 @@ backup:
 # the tarball installs into an emptied PostgreSQL and a new cluster uses it
 package-test:
 	bash tests/package/run.sh
+
+# alerts end to end: a webhook receiver, the worker killed twice (SIGKILL)
+alerts:
+	bash tests/alerts/run.sh
 
 # the examples of four client stacks, each against the expected output
 clients:
