@@ -71,15 +71,33 @@ FROM spendguard.scope_reserve(ARRAY['key:k2', 'user:u2', 'team:ml', 'org:acme'],
 SELECT scope, period, spent_micros, reserved_micros, remaining_micros
 FROM spendguard.scope_usage(at => now()) WHERE scope = 'org:acme';
 
-\echo '9. An agent proposes a refund; it is applied once, with the arguments it was proposed with.'
+\echo '9. Prices and alerts: gpt-4o is priced per million tokens; org:globex has 2000 a month and warns'
+\echo '   at 50, 80 and 100 %. A call reserved by its token maxima is settled by the tokens it used,'
+\echo '   at the reservation''s price; its spend crosses 50 and 80 %, and the alerts arrive (a NOTIFY, then a claim).'
+SELECT spendguard.price_set('gpt-4o', now() - interval '1 day', 2500000, 10000000, 1250000) > 0 AS priced;
+SELECT spendguard.scope_set_budget('org:globex', 'month', 2000, alert_percents => '{50,80,100}');
+LISTEN spendguard_alerts;
+SELECT allowed, remaining_micros
+FROM spendguard.scope_reserve_tokens(ARRAY['user:u3', 'org:globex'], 'gpt-4o', 400, 100, 'tokens-1');
+SELECT allowed, remaining_micros
+FROM spendguard.scope_settle_tokens('tokens-1', input_tokens => 400, output_tokens => 100,
+                                    cached_input_tokens => 100);
+SELECT model, estimate_micros, cost_micros, input_tokens, output_tokens, cached_input_tokens
+FROM spendguard.scope_reservation WHERE hold_id = 'tokens-1';
+SELECT id AS alert_id, scope, period, kind, percent, limit_micros, spent_micros
+FROM spendguard.alert_claim('demo-worker', 10, '1 minute') ORDER BY id;
+SELECT spendguard.alert_ack(ARRAY(SELECT id FROM spendguard.alerts() WHERE claimed_by = 'demo-worker')) AS acked;
+UNLISTEN spendguard_alerts;
+
+\echo '10. An agent proposes a refund; it is applied once, with the arguments it was proposed with.'
 SELECT token AS refund_token FROM spendguard.proposal_create('application', 'agent-7', 'refund',
        '{"order": 43, "amount": 500}', effect => 'destructive') \gset
 SELECT status, applied_by_id FROM spendguard.proposal_consume(:'refund_token', 'user', 'ops-1',
        '{"amount": 500, "order": 43}');
 
-\echo '10. The auditor: no row means the log and the state agree.'
+\echo '11. The auditor: no row means the log and the state agree.'
 SELECT * FROM spendguard.verify();
 
-\echo '11. Old history retires into per-budget checkpoints; the auditor still agrees (an open hold keeps its events).'
+\echo '12. Old history retires into per-budget checkpoints; the auditor still agrees (an open hold keeps its events).'
 SELECT capability_id, retired_events, kept_events FROM spendguard.budget_retire_events(now()) ORDER BY 1;
 SELECT * FROM spendguard.verify();
