@@ -66,3 +66,30 @@ INSERT INTO spendguard.budget_usage (tenant_id, capability_id, grant_index)
 SELECT 'floor', capability_id, grant_index FROM spendguard.budget_usage
 WHERE tenant_id = 'default' AND capability_id LIKE 'scope:%';
 VACUUM ANALYZE;
+-- §7 workload: the same four scopes with thresholds at 50, 80 and 100 %
+-- armed (never reached), in both tenants
+SELECT count(*) FROM (
+  SELECT 'akey:' || k FROM generate_series(1, 10000) k
+  UNION ALL SELECT 'auser:' || k FROM generate_series(0, 999) k
+  UNION ALL SELECT 'ateam:' || k FROM generate_series(0, 99) k
+  UNION ALL SELECT 'aorg:' || k FROM generate_series(0, 9) k) x(s),
+  LATERAL (SELECT spendguard.scope_set_budget(x.s, 'day', 9000000000000000000,
+                                              alert_percents => '{50,80,100}')) f;
+INSERT INTO spendguard.scope_budget (tenant_id, scope, period, limit_micros, alert_percents)
+SELECT 'floor', scope, period, limit_micros, alert_percents FROM spendguard.scope_budget
+WHERE tenant_id = 'default' AND scope LIKE 'a%';
+SELECT count(spendguard.scope_record(ARRAY['akey:' || k, 'auser:' || (k % 1000), 'ateam:' || (k % 100),
+                                           'aorg:' || (k % 10)], 0))
+FROM generate_series(1, 10000) k;
+INSERT INTO spendguard.budget_usage (tenant_id, capability_id, grant_index)
+SELECT 'floor', u.capability_id, u.grant_index FROM spendguard.budget_usage u
+WHERE u.tenant_id = 'default' AND u.capability_id LIKE 'scope:%'
+ON CONFLICT DO NOTHING;
+-- §8 workload: 1,000 models with three prices each, in both tenants
+SELECT count(spendguard.price_set('m' || k, now() - d * interval '30 days', 2500000, 10000000, 1250000))
+FROM generate_series(1, 1000) k, generate_series(1, 3) d;
+INSERT INTO spendguard.price (tenant_id, model, effective_from, input_micros_per_mtok,
+                              output_micros_per_mtok, cached_input_micros_per_mtok)
+SELECT 'floor', model, effective_from, input_micros_per_mtok, output_micros_per_mtok,
+       cached_input_micros_per_mtok FROM spendguard.price WHERE tenant_id = 'default';
+VACUUM ANALYZE;
