@@ -140,7 +140,7 @@ fn the_wake_up_comes_on_commit_only() {
         .unwrap();
     // the channel is shared by every tenant (tests run in parallel): only
     // this tenant's wake-ups count
-    let mut mine = |listener: &mut postgres::Client, wait: Duration| -> usize {
+    let mine = |listener: &mut postgres::Client, wait: Duration| -> usize {
         let mut n = listener.notifications();
         let mut it = n.timeout_iter(wait);
         let mut count = 0;
