@@ -8,7 +8,8 @@ LANGUAGE sql AS $$
 $$;
 
 SELECT spendguard.scope_set_budget('org:a', 'day', 1000, alert_percents => '{80,50,100,50}');
-SELECT alert_percents FROM spendguard.scope_budget WHERE scope = 'org:a';
+SELECT alert_percents FROM spendguard.scope_budget
+WHERE tenant_id = spendguard.current_tenant() AND scope = 'org:a';
 
 -- crossing 50, then 80: one alert each
 SELECT allowed FROM spendguard.scope_charge(ARRAY['org:a'], 499, '2026-06-24 12:00Z');
