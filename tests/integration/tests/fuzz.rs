@@ -114,6 +114,7 @@ struct Pools {
     uuid: Vec<String>,
     text_array: Vec<String>,
     int4_array: Vec<String>,
+    int8_array: Vec<String>,
 }
 
 impl Pools {
@@ -275,6 +276,7 @@ impl Pools {
                 "{NULL}",
                 "{-1}",
             ]),
+            int8_array: s(&["{}", "{1,2,3}", "{NULL}", "{-1}", "{9223372036854775807}"]),
         }
     }
 
@@ -294,6 +296,7 @@ impl Pools {
             "uuid" => &self.uuid,
             "text[]" => &self.text_array,
             "integer[]" => &self.int4_array,
+            "bigint[]" => &self.int8_array,
             other => panic!("the fuzzer has no values for arguments of type {other}: add a pool"),
         };
         Some(rng.pick(pool).clone())
