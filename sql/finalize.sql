@@ -137,6 +137,9 @@ REVOKE ALL ON FUNCTION spendguard.refuse_price_change() FROM PUBLIC;
 -- an admin grants them to (docs/alerts.md).
 REVOKE ALL ON FUNCTION spendguard.alert_claim_all(text, integer, interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION spendguard.alert_ack_all(bigint[]) FROM PUBLIC;
+-- Binding tenants to roles (SPEC §5): an admin's functions.
+REVOKE ALL ON FUNCTION spendguard.tenant_grant(regrole, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION spendguard.tenant_revoke(regrole, text) FROM PUBLIC;
 -- Retiring history deletes audit rows: only the owner, or a role an admin
 -- grants it to (docs/operations.md "Retiring history").
 REVOKE ALL ON FUNCTION spendguard.budget_retire_events(timestamptz, text, integer) FROM PUBLIC;
@@ -255,6 +258,12 @@ COMMENT ON FUNCTION spendguard.alerts IS
   'The alerts of the current tenant, oldest first, created since a time and of one scope when given';
 COMMENT ON FUNCTION spendguard.check_claim IS
   'What the claim functions check first: consumer an id, max_rows >= 0, a lease of up to a day (22004, 22023)';
+
+-- Tenants bound to roles (SPEC §5)
+COMMENT ON FUNCTION spendguard.tenant_grant IS
+  'Grant a tenant to a role: with spendguard.tenant_auth = role, members of the role may act for it. Not executable by PUBLIC';
+COMMENT ON FUNCTION spendguard.tenant_revoke IS
+  'Revoke a tenant from a role (takes effect at the role''s next call). Not executable by PUBLIC';
 
 -- Prices (SPEC §8)
 COMMENT ON FUNCTION spendguard.price_set IS

@@ -11,7 +11,10 @@
 -- its id sequence, price_set, price_cost, scope_reserve_tokens and
 -- scope_settle_tokens. Alerts (issue 18, SPEC §7): the alert table, its id
 -- sequence and the alert_kind domain, alert_claim, alert_ack, their _all
--- forms (not executable by PUBLIC) and the reader alerts.
+-- forms (not executable by PUBLIC) and the reader alerts. Tenants bound to
+-- roles (issue 19, SPEC §5): the tenant_role table, tenant_grant and
+-- tenant_revoke (not executable by PUBLIC); the setting
+-- spendguard.tenant_auth is the library's.
 -- Nothing existing is rewritten: the update only adds.
 \echo Use "ALTER EXTENSION spendguard UPDATE TO '0.4.0'" to load this file. \quit
 
@@ -163,6 +166,46 @@ CREATE TRIGGER price_never_changed BEFORE UPDATE OR DELETE ON spendguard.price
   FOR EACH ROW EXECUTE FUNCTION spendguard.refuse_price_change();
 CREATE TRIGGER price_no_truncate BEFORE TRUNCATE ON spendguard.price
   FOR EACH STATEMENT EXECUTE FUNCTION spendguard.refuse_price_change();
+
+-- sql/tenant_auth.sql
+-- spendguard tenants bound to roles (SPEC.md §5): with spendguard.tenant_auth
+-- = role, a call acts for a tenant only when the current role is a member
+-- of a role granted it here (src/tenant.rs checks). The functions are not
+-- executable by PUBLIC (finalize.sql); they name their tenant and are not
+-- themselves checked.
+
+CREATE TABLE spendguard.tenant_role (
+  tenant_id  text        NOT NULL CHECK (tenant_id <> '' AND octet_length(tenant_id) <= 1024),
+  -- a role, dumped and restored by its name
+  role       regrole     NOT NULL,
+  granted_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, role)
+);
+COMMENT ON TABLE spendguard.tenant_role IS
+  'Roles granted a tenant: with spendguard.tenant_auth = role, only their members act for it';
+SELECT pg_catalog.pg_extension_config_dump('spendguard.tenant_role', '');
+
+CREATE FUNCTION spendguard.tenant_grant(role regrole, tenant text) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+  IF $1 IS NULL OR $2 IS NULL THEN
+    RAISE EXCEPTION 'role and tenant must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  PERFORM spendguard.check_id('tenant', $2);
+  INSERT INTO spendguard.tenant_role (tenant_id, role) VALUES ($2, $1) ON CONFLICT DO NOTHING;
+END
+$$;
+
+CREATE FUNCTION spendguard.tenant_revoke(role regrole, tenant text) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+  IF $1 IS NULL OR $2 IS NULL THEN
+    RAISE EXCEPTION 'role and tenant must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  PERFORM spendguard.check_id('tenant', $2);
+  DELETE FROM spendguard.tenant_role r WHERE r.tenant_id = $2 AND r.role = $1;
+END
+$$;
 
 CREATE  FUNCTION "scope_set_budget"(
 	"scope" TEXT, /* Option < String > */
@@ -787,11 +830,15 @@ ALTER FUNCTION spendguard.alert_claim_all(text, integer, interval) SECURITY DEFI
 ALTER FUNCTION spendguard.alert_ack(bigint[]) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION spendguard.alert_ack_all(bigint[]) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION spendguard.alerts(timestamptz, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.tenant_grant(regrole, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.tenant_revoke(regrole, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 REVOKE ALL ON FUNCTION spendguard.refuse_price_change() FROM PUBLIC;
 REVOKE ALL ON SEQUENCE spendguard.price_id FROM PUBLIC;
 REVOKE ALL ON SEQUENCE spendguard.alert_id FROM PUBLIC;
 REVOKE ALL ON FUNCTION spendguard.alert_claim_all(text, integer, interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION spendguard.alert_ack_all(bigint[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION spendguard.tenant_grant(regrole, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION spendguard.tenant_revoke(regrole, text) FROM PUBLIC;
 REVOKE ALL ON spendguard.scope_budget FROM PUBLIC;
 ALTER TABLE spendguard.scope_budget ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON spendguard.scope_budget USING (tenant_id = spendguard.current_tenant());
@@ -807,6 +854,9 @@ CREATE POLICY tenant_isolation ON spendguard.price USING (tenant_id = spendguard
 REVOKE ALL ON spendguard.alert FROM PUBLIC;
 ALTER TABLE spendguard.alert ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON spendguard.alert USING (tenant_id = spendguard.current_tenant());
+REVOKE ALL ON spendguard.tenant_role FROM PUBLIC;
+ALTER TABLE spendguard.tenant_role ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON spendguard.tenant_role USING (tenant_id = spendguard.current_tenant());
 COMMENT ON FUNCTION spendguard.scope_set_budget IS
   'Set a scope''s limit per UTC day, week (from Monday), month or in total, one per period kind; 0 blocks everything, a NULL limit removes it (history stays)';
 COMMENT ON FUNCTION spendguard.scope_reserve IS
@@ -841,3 +891,7 @@ COMMENT ON FUNCTION spendguard.alerts IS
   'The alerts of the current tenant, oldest first, created since a time and of one scope when given';
 COMMENT ON FUNCTION spendguard.check_claim IS
   'What the claim functions check first: consumer an id, max_rows >= 0, a lease of up to a day (22004, 22023)';
+COMMENT ON FUNCTION spendguard.tenant_grant IS
+  'Grant a tenant to a role: with spendguard.tenant_auth = role, members of the role may act for it. Not executable by PUBLIC';
+COMMENT ON FUNCTION spendguard.tenant_revoke IS
+  'Revoke a tenant from a role (takes effect at the role''s next call). Not executable by PUBLIC';

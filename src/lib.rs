@@ -43,6 +43,7 @@ pgrx::extension_sql_file!(
 pgrx::extension_sql_file!("../sql/proposal.sql", name = "proposal_schema");
 pgrx::extension_sql_file!("../sql/scope.sql", name = "scope_schema");
 pgrx::extension_sql_file!("../sql/price.sql", name = "price_schema");
+pgrx::extension_sql_file!("../sql/tenant_auth.sql", name = "tenant_auth");
 pgrx::extension_sql_file!(
     "../sql/alert.sql",
     name = "alert_schema",

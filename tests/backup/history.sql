@@ -92,3 +92,5 @@ SELECT allowed FROM spendguard.scope_reserve_tokens(ARRAY['user:u2', 'org:acme']
 SELECT allowed FROM spendguard.scope_settle_tokens('sr-tok', 800, 50, 200);
 SELECT allowed FROM spendguard.scope_charge(ARRAY['key:k1', 'org:acme'], 200, event_id => 'sc-1');
 SELECT allowed FROM spendguard.scope_charge(ARRAY['org:acme'], 50000);
+-- a tenant granted to a role (SPEC §5): dumped and restored by the role's name
+SELECT spendguard.tenant_grant('pg_monitor', 'acme');

@@ -45,6 +45,9 @@ pub enum Error {
     TenantRequired,
     /// SG040: no price in force for a model at a time (SPEC §8).
     NoPrice(String),
+    /// 42501: in `tenant_auth = role` mode, the current role was not
+    /// granted the tenant (SPEC §5).
+    InsufficientPrivilege(String),
     /// 42704: a `spendguard.*` setting that does not exist was set before
     /// the library loaded (a misspelling, kept by PostgreSQL as a
     /// placeholder). Holds the setting's name.
@@ -78,6 +81,7 @@ impl Error {
             Error::CapExceeded(_) => "SG020",
             Error::TenantRequired => "SG030",
             Error::NoPrice(_) => "SG040",
+            Error::InsufficientPrivilege(_) => "42501",
             Error::UnknownSetting(_) => "42704",
             Error::TooDeep => "54001",
             Error::NotSupported(_) => "0A000",
@@ -93,7 +97,8 @@ impl Error {
             | Error::BudgetInvariant(m)
             | Error::CapExceeded(m)
             | Error::NotSupported(m)
-            | Error::NoPrice(m) => m.clone(),
+            | Error::NoPrice(m)
+            | Error::InsufficientPrivilege(m) => m.clone(),
             Error::NullValue(arg) => format!("argument \"{arg}\" must not be NULL"),
             Error::HoldNotFound { hold_id } => format!("hold \"{hold_id}\" does not exist"),
             Error::HoldNotOpen {
@@ -193,6 +198,7 @@ mod tests {
             Error::TooDeep,
             Error::NotSupported("x".into()),
             Error::NoPrice("x".into()),
+            Error::InsufficientPrivilege("x".into()),
         ];
         let codes: Vec<_> = all.iter().map(|e| e.sqlstate()).collect();
         assert_eq!(

@@ -516,3 +516,52 @@ pub fn mutated(kind: &str, exposure: i64, realized: i64, committed: i64, count: 
         count_after: count,
     }
 }
+
+/// `spendguard.tenant_auth = role` for the cluster while it lives (ALTER
+/// SYSTEM and a reload), `off` again when dropped, even after a failed
+/// assertion. Test binaries run one at a time, and the other tests connect
+/// as a superuser, whom role mode does not check.
+pub struct RoleMode;
+
+impl RoleMode {
+    pub fn on() -> RoleMode {
+        set_tenant_auth("role");
+        RoleMode
+    }
+}
+
+impl Drop for RoleMode {
+    fn drop(&mut self) {
+        set_tenant_auth("off");
+    }
+}
+
+fn set_tenant_auth(mode: &str) {
+    let mut c = connect("default");
+    // ALTER SYSTEM knows the setting once the library is loaded; it runs
+    // outside a transaction block, so one statement per call
+    c.batch_execute("LOAD 'spendguard'").unwrap();
+    c.batch_execute(&format!(
+        "ALTER SYSTEM SET spendguard.tenant_auth = '{mode}'"
+    ))
+    .unwrap();
+    c.batch_execute("SELECT pg_reload_conf()").unwrap();
+    // a new session sees it once the postmaster has re-read the file
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mut n = connect("default");
+        n.batch_execute("LOAD 'spendguard'").unwrap();
+        let now: String = n
+            .query_one("SHOW spendguard.tenant_auth", &[])
+            .unwrap()
+            .get(0);
+        if now == mode {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tenant_auth stayed {now}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -115,6 +115,7 @@ struct Pools {
     text_array: Vec<String>,
     int4_array: Vec<String>,
     int8_array: Vec<String>,
+    roles: Vec<String>,
 }
 
 impl Pools {
@@ -277,6 +278,7 @@ impl Pools {
                 "{-1}",
             ]),
             int8_array: s(&["{}", "{1,2,3}", "{NULL}", "{-1}", "{9223372036854775807}"]),
+            roles: s(&["postgres", "pg_monitor"]),
         }
     }
 
@@ -297,6 +299,8 @@ impl Pools {
             "text[]" => &self.text_array,
             "integer[]" => &self.int4_array,
             "bigint[]" => &self.int8_array,
+            // existing roles only: a name that is no role fails in the cast
+            "regrole" => &self.roles,
             other => panic!("the fuzzer has no values for arguments of type {other}: add a pool"),
         };
         Some(rng.pick(pool).clone())

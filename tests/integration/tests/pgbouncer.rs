@@ -207,3 +207,88 @@ fn a_session_level_set_leaks_to_the_next_client_of_the_server_connection() {
         "default"
     );
 }
+
+/// SPEC §5 behind a transaction pooler: one login role (PgBouncer's), each
+/// transaction `SET LOCAL ROLE <tenant role>` and `SET LOCAL
+/// spendguard.tenant`, with `spendguard.tenant_auth = role`: 500
+/// interleaved calls of two tenant roles all land in their tenant, and a
+/// role that names the other tenant is refused (42501).
+#[test]
+fn tenant_roles_behind_a_transaction_pooler() {
+    let (ta, tb) = (uniq("bouncer-role-a"), uniq("bouncer-role-b"));
+    let mut su = connect("default");
+    for (r, t) in [("sg_bouncer_a", &ta), ("sg_bouncer_b", &tb)] {
+        su.batch_execute(&format!(
+            "DO $$ BEGIN
+               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{r}') THEN CREATE ROLE {r}; END IF;
+             END $$;
+             GRANT USAGE ON SCHEMA spendguard TO {r};"
+        ))
+        .unwrap();
+        su.execute(
+            "SELECT spendguard.tenant_grant($1::text::regrole, $2)",
+            &[&r, t],
+        )
+        .unwrap();
+    }
+    let _mode = spendguard_it::RoleMode::on();
+    let b = start(2);
+    let (clients, rounds) = (20, 25);
+    let handles: Vec<_> = (0..clients)
+        .map(|i| {
+            let (info, ta, tb) = (b.conninfo("spendguard"), ta.clone(), tb.clone());
+            std::thread::spawn(move || {
+                let mut c = Client::connect(&info, NoTls).unwrap();
+                let mut calls = [0i64; 2];
+                for r in 0..rounds {
+                    let k = (i + r) % 2;
+                    let (role, t) = if k == 0 {
+                        ("sg_bouncer_a", &ta)
+                    } else {
+                        ("sg_bouncer_b", &tb)
+                    };
+                    let got = value(
+                        &mut c,
+                        &format!(
+                            "BEGIN; SET LOCAL ROLE {role}; SET LOCAL spendguard.tenant = '{t}'; \
+                             SELECT allowed FROM spendguard.scope_record(ARRAY['org:x'], 1); \
+                             SELECT spendguard.current_tenant() || ' ' || current_user"
+                        ),
+                    );
+                    c.simple_query("COMMIT").unwrap();
+                    assert_eq!(got, format!("{t} {role}"));
+                    calls[k] += 1;
+                }
+                // the other tenant's role is refused, behind the pooler too
+                let e = c
+                    .simple_query(&format!(
+                        "BEGIN; SET LOCAL ROLE sg_bouncer_a; SET LOCAL spendguard.tenant = '{tb}'; \
+                         SELECT spendguard.scope_record(ARRAY['org:x'], 1)"
+                    ))
+                    .unwrap_err();
+                assert_eq!(e.code().map(|c| c.code()), Some("42501"));
+                c.simple_query("ROLLBACK").unwrap();
+                calls
+            })
+        })
+        .collect();
+    let mut calls = [0i64; 2];
+    for h in handles {
+        let c = h.join().unwrap();
+        calls[0] += c[0];
+        calls[1] += c[1];
+    }
+    assert_eq!(calls[0] + calls[1], 500);
+    for (t, n) in [(&ta, calls[0]), (&tb, calls[1])] {
+        su.execute("SELECT set_config('spendguard.tenant', $1, false)", &[t])
+            .unwrap();
+        let spent: i64 = su
+            .query_one(
+                "SELECT coalesce(sum(spent_micros), 0)::bigint FROM spendguard.scope_spend('org:x', 'total', '2000-01-01')",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(spent, n, "tenant {t}");
+    }
+}
