@@ -38,6 +38,12 @@ max_prepared_transactions = 10
 CONF
   fi
   as_postgres mkdir -p "$SG_SOCKDIR"
+  # clusters made before 0.4.0 lack this; the setting needs a restart
+  if ! grep -q '^max_prepared_transactions' "$SG_PGDATA/postgresql.conf"; then
+    echo "max_prepared_transactions = 10" | as_postgres tee -a "$SG_PGDATA/postgresql.conf" >/dev/null
+    as_postgres "$PG_BIN/pg_ctl" -D "$SG_PGDATA" status >/dev/null 2>&1 &&
+      as_postgres "$PG_BIN/pg_ctl" -D "$SG_PGDATA" -l "$SG_PGDATA/server.log" -w restart >/dev/null
+  fi
   if ! as_postgres "$PG_BIN/pg_ctl" -D "$SG_PGDATA" status >/dev/null 2>&1; then
     step "pg_ctl start (port $SG_PORT)"
     as_postgres "$PG_BIN/pg_ctl" -D "$SG_PGDATA" -l "$SG_PGDATA/server.log" -w start >/dev/null
