@@ -62,11 +62,17 @@ pub fn slices(v: Option<i32>) -> Result<i32> {
 /// `alert_percents` of `scope_set_budget`: each 1..=1000 (SPEC §7), kept
 /// sorted and once. NULL or a NULL element is 22004.
 pub fn alert_percents(v: Option<Vec<Option<i32>>>) -> Result<Vec<i32>> {
+    let v = validate::required("alert_percents", v)?;
+    // 1..=1000 holds at most 1,000 distinct thresholds: a longer list is a
+    // mistake, refused before it is walked
+    if v.len() > 1000 {
+        return Err(Error::InvalidParameter(format!(
+            "alert_percents has {} elements; a budget arms at most 1000 thresholds",
+            v.len()
+        )));
+    }
     let mut out = Vec::new();
-    for (i, p) in validate::required("alert_percents", v)?
-        .into_iter()
-        .enumerate()
-    {
+    for (i, p) in v.into_iter().enumerate() {
         let p = validate::required(&format!("alert_percents[{}]", i + 1), p)?;
         if !(1..=1000).contains(&p) {
             return Err(Error::InvalidParameter(format!(
@@ -341,6 +347,11 @@ mod tests {
             Ok(vec![50, 100])
         );
         assert_eq!(alert_percents(Some(vec![])), Ok(vec![]));
+        let all: Vec<Option<i32>> = (1..=1000).map(Some).collect();
+        assert_eq!(alert_percents(Some(all.clone())).unwrap().len(), 1000);
+        let mut more = all;
+        more.push(Some(5));
+        assert_eq!(alert_percents(Some(more)).unwrap_err().sqlstate(), "22023");
         for bad in [0, 1001, -5] {
             assert_eq!(
                 alert_percents(Some(vec![Some(bad)]))

@@ -565,3 +565,17 @@ fn set_tenant_auth(mode: &str) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// A NOLOGIN role `name` (made once) with USAGE on the schema: an
+/// application role that a superuser connection becomes with `SET ROLE`.
+pub fn app_role(c: &mut Client, name: &str) {
+    c.batch_execute(&format!(
+        "DO $$ BEGIN
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{name}') THEN
+             CREATE ROLE {name};
+           END IF;
+         END $$;
+         GRANT USAGE ON SCHEMA spendguard TO {name};"
+    ))
+    .unwrap();
+}

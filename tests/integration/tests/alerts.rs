@@ -5,7 +5,7 @@
 //! rolled-back crossing.
 
 use postgres::fallible_iterator::FallibleIterator;
-use spendguard_it::{assert_verified, connect, race, uniq};
+use spendguard_it::{app_role, assert_verified, connect, race, sqlstate, uniq};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -122,6 +122,24 @@ fn consumers_claiming_at_once_never_share_an_alert() {
         .unwrap()
         .get(0);
     assert_eq!(again, 0);
+    assert_verified(&mut c);
+    // claiming and acking across tenants is for a delivery role an admin
+    // grants it to: not for PUBLIC (an application role)
+    app_role(&mut c, "sg_alert_app");
+    for sql in [
+        "SELECT * FROM spendguard.alert_claim_all('x')",
+        "SELECT spendguard.alert_ack_all('{1}')",
+    ] {
+        c.batch_execute("SET ROLE sg_alert_app").unwrap();
+        let e = c.batch_execute(sql).unwrap_err();
+        c.batch_execute("RESET ROLE").unwrap();
+        assert_eq!(sqlstate(&e), "42501", "{sql}");
+    }
+    // while the tenant's own claim is open to it
+    c.batch_execute("SET ROLE sg_alert_app").unwrap();
+    c.batch_execute("SELECT * FROM spendguard.alert_claim('app', 1)")
+        .unwrap();
+    c.batch_execute("RESET ROLE").unwrap();
 }
 
 #[test]

@@ -210,5 +210,61 @@ fn every_function_works_with_maximal_incompressible_ids() {
         "SELECT spendguard.usage_purge(now() - interval '400 days')",
         &[],
     );
+    // §6–§8 with maximal ids: two scopes (the budget key holds the tenant
+    // and a scope), a scoped reservation and its event id, a threshold
+    // alert (its unique key holds the tenant and the scope), a price (its
+    // key holds the tenant and the model), a token reservation, the reader
+    let (scope, scope2, sres, sres2, sevent, model) = (id(), id(), id(), id(), id(), id());
+    ok(
+        &mut c,
+        "SELECT spendguard.scope_set_budget($1, 'day', 100, alert_percents => '{50}')",
+        &[&scope],
+    );
+    ok(
+        &mut c,
+        "SELECT spendguard.scope_reserve(ARRAY[$1, $2], 10, $3, event_id => $4)",
+        &[&scope, &scope2, &sres, &sevent],
+    );
+    ok(&mut c, "SELECT spendguard.scope_settle($1, 60)", &[&sres]);
+    ok(
+        &mut c,
+        "SELECT spendguard.scope_charge(ARRAY[$1], 1000)",
+        &[&scope],
+    );
+    ok(
+        &mut c,
+        "SELECT spendguard.price_set($1, now() - interval '1 day', 1000000, 1000000)",
+        &[&model],
+    );
+    ok(
+        &mut c,
+        "SELECT spendguard.scope_reserve_tokens(ARRAY[$1], $2, 1, 1, $3)",
+        &[&scope2, &model, &sres2],
+    );
+    ok(
+        &mut c,
+        "SELECT spendguard.scope_settle_tokens($1, 1, 1)",
+        &[&sres2],
+    );
+    ok(
+        &mut c,
+        "SELECT count(*) FROM spendguard.alert_claim($1, 10, '1 minute')",
+        &[&principal],
+    );
+    let kinds: Vec<String> = c
+        .query(
+            "SELECT kind || coalesce(' ' || percent, '') FROM spendguard.alerts(scope => $1) ORDER BY id",
+            &[&scope],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(kinds, ["threshold 50", "blocked"]);
+    ok(
+        &mut c,
+        "SELECT count(*) FROM spendguard.scope_spend($1, 'day', now() - interval '1 day')",
+        &[&scope],
+    );
     assert_verified(&mut c);
 }

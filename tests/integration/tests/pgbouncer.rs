@@ -218,13 +218,7 @@ fn tenant_roles_behind_a_transaction_pooler() {
     let (ta, tb) = (uniq("bouncer-role-a"), uniq("bouncer-role-b"));
     let mut su = connect("default");
     for (r, t) in [("sg_bouncer_a", &ta), ("sg_bouncer_b", &tb)] {
-        su.batch_execute(&format!(
-            "DO $$ BEGIN
-               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{r}') THEN CREATE ROLE {r}; END IF;
-             END $$;
-             GRANT USAGE ON SCHEMA spendguard TO {r};"
-        ))
-        .unwrap();
+        spendguard_it::app_role(&mut su, r);
         su.execute(
             "SELECT spendguard.tenant_grant($1::text::regrole, $2)",
             &[&r, t],
@@ -290,5 +284,6 @@ fn tenant_roles_behind_a_transaction_pooler() {
             .unwrap()
             .get(0);
         assert_eq!(spent, n, "tenant {t}");
+        spendguard_it::assert_verified(&mut su);
     }
 }

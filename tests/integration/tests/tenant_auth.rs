@@ -5,19 +5,7 @@
 //! application role can neither grant nor change the setting; with `off`
 //! nothing changes. (Behind PgBouncer: tests/pgbouncer.rs.)
 
-use spendguard_it::{connect, sqlstate, uniq, RoleMode};
-
-fn role(c: &mut postgres::Client, name: &str) {
-    c.batch_execute(&format!(
-        "DO $$ BEGIN
-           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{name}') THEN
-             CREATE ROLE {name};
-           END IF;
-         END $$;
-         GRANT USAGE ON SCHEMA spendguard TO {name};"
-    ))
-    .unwrap();
-}
+use spendguard_it::{app_role, assert_verified, connect, sqlstate, uniq, RoleMode};
 
 /// The SQLSTATE of `sql` run as `as_role` in `tenant` ("ok" when it works).
 fn as_role(c: &mut postgres::Client, as_role: &str, tenant: &str, sql: &str) -> String {
@@ -38,7 +26,7 @@ fn role_mode_binds_tenants_to_roles() {
     let (ta, tb) = (uniq("auth-a"), uniq("auth-b"));
     let mut su = connect("default");
     for r in ["sg_auth_a", "sg_auth_b", "sg_auth_member"] {
-        role(&mut su, r);
+        app_role(&mut su, r);
     }
     su.batch_execute("GRANT sg_auth_a TO sg_auth_member")
         .unwrap();
@@ -164,4 +152,9 @@ fn role_mode_binds_tenants_to_roles() {
     };
     // ta: 1 (role a) + 1 (member) ; tb: 1 (off) + 1 (b) + 1 (superuser) + 1 (off again)
     assert_eq!((spent(&mut su, &ta), spent(&mut su, &tb)), (2, 4));
+    for t in [&ta, &tb] {
+        su.execute("SELECT set_config('spendguard.tenant', $1, false)", &[t])
+            .unwrap();
+        assert_verified(&mut su);
+    }
 }
