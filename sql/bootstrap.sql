@@ -49,7 +49,12 @@ CREATE TABLE spendguard.budget_usage (
   total_cost_realized bigint      NOT NULL DEFAULT 0 CHECK (total_cost_realized >= 0),
   seq                 bigint      NOT NULL DEFAULT 0,
   updated_at          timestamptz NOT NULL DEFAULT now(),
+  -- the head of the budget's hash chain (SPEC §9, sql/chain.sql): its last
+  -- link's chain_n and hash; 0 and NULL before the first
+  chain_n             bigint      NOT NULL DEFAULT 0 CHECK (chain_n >= 0),
+  chain_hash          bytea,
   PRIMARY KEY (tenant_id, capability_id, grant_index),
+  CONSTRAINT budget_usage_chain_head CHECK ((chain_n = 0) = (chain_hash IS NULL)),
   -- committed cost = exposed + realized must itself be a bigint
   CONSTRAINT budget_usage_committed_fits
     CHECK (total_cost_exposed <= 9223372036854775807 - total_cost_realized)
@@ -139,6 +144,12 @@ CREATE TABLE spendguard.budget_event (
   lease_id                  text,
   lease_epoch               bigint,
   guarantee_level           text        NOT NULL,
+  -- SPEC §9: the event's link in its budget's hash chain (1, 2, 3 … per
+  -- budget), the previous link's hash and this one's: SHA-256 over every
+  -- column above as stored (spendguard_core::chain::event_link)
+  chain_n                   bigint      NOT NULL,
+  prev_hash                 bytea       NOT NULL,
+  hash                      bytea       NOT NULL,
   PRIMARY KEY (tenant_id, event_seq)
 );
 COMMENT ON TABLE spendguard.budget_event IS

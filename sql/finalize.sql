@@ -271,6 +271,24 @@ COMMENT ON FUNCTION spendguard.price_set IS
 COMMENT ON FUNCTION spendguard.price_cost IS
   'Micros of a call: ceil(((input - cached) x input + cached x cached + output x output rate) / 1e6) at the price in force at at; SG040 when there is none';
 
+-- The hash chain of the event log (SPEC §9)
+COMMENT ON FUNCTION spendguard.event_link IS
+  'The hash of an event link from its stored columns (prev_hash first): SHA-256 over the versioned, length-prefixed encoding of docs/integrity.md; NULL for a malformed link';
+COMMENT ON FUNCTION spendguard.checkpoint_link IS
+  'The hash of a checkpoint link from its stored columns (prev_hash first; numerics as text), as event_link';
+COMMENT ON FUNCTION spendguard.chain_genesis IS
+  'The prev_hash of a budget''s first link, derived from its key';
+COMMENT ON FUNCTION spendguard.event_hash(spendguard.budget_event) IS
+  'event_link over a stored budget_event row';
+COMMENT ON FUNCTION spendguard.checkpoint_hash(spendguard.budget_checkpoint) IS
+  'checkpoint_link over a stored budget_checkpoint row';
+COMMENT ON FUNCTION spendguard.chain_heads() IS
+  'The head (last link) of each hash chain of the current tenant, in key order: what an anchor records';
+COMMENT ON FUNCTION spendguard.chain_root() IS
+  'SHA-256 over all chain heads of the current tenant in key order, and how many: a daily anchor to store outside the database';
+COMMENT ON FUNCTION spendguard.verify_anchor(text, integer, bigint, text) IS
+  'Whether a link an anchor recorded still has its hash: ok, mismatch, or retired (behind a retirement cut)';
+
 -- Rolling-window caps (SPEC §3)
 COMMENT ON FUNCTION spendguard.usage_record IS
   'Record tokens used by a principal on an integration at a time; returns the event id';

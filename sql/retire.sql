@@ -38,6 +38,20 @@ CREATE TABLE spendguard.budget_checkpoint (
   last_allowed_seq      bigint      NOT NULL CHECK (last_allowed_seq >= 0),
   retired_holds         bigint      NOT NULL CHECK (retired_holds >= 0),
   retired_hold_realized numeric     NOT NULL CHECK (retired_hold_realized >= 0),
+  -- SPEC §9: the cut in the budget's hash chain (the chain_n and hash of
+  -- the last retired event), and the checkpoint's own link, appended at the
+  -- chain's head when it was written. NULL in a checkpoint written before
+  -- 0.5.0, whose chain starts after it (its events were gone when the
+  -- chain came).
+  cut_chain_n           bigint      CHECK (cut_chain_n > 0),
+  cut_hash              bytea,
+  chain_n               bigint,
+  prev_hash             bytea,
+  hash                  bytea,
+  CONSTRAINT budget_checkpoint_link CHECK (
+    (cut_chain_n IS NULL) = (cut_hash IS NULL) AND (cut_hash IS NULL) = (chain_n IS NULL)
+    AND (chain_n IS NULL) = (prev_hash IS NULL) AND (prev_hash IS NULL) = (hash IS NULL)
+    AND chain_n > cut_chain_n),
   -- its budget: a budget_usage row; no foreign key, so that pg_restore -j
   -- can load both at once (sql/bootstrap.sql, budget_hold)
   PRIMARY KEY (tenant_id, capability_id, grant_index, through_seq)
@@ -79,7 +93,11 @@ COMMENT ON TYPE spendguard.retirement IS
 --      up to it was recorded before `before` and no hold spans it (an open
 --      hold keeps its own authorization and everything after it);
 --   3. a cumulative checkpoint row is written and the events up to the cut
---      are deleted, in the same transaction.
+--      are deleted, in the same transaction. The checkpoint is a link of
+--      the budget's hash chain (SPEC §9): it carries the cut (chain_n and
+--      hash of the last retired event) and is appended at the chain's
+--      head, so the kept links still verify from the cut and a later
+--      change to the checkpoint breaks the chain like a changed event.
 -- Returns one row per budget that has events recorded before `before` that
 -- were not retired earlier: how many were retired now, how many of them had
 -- to be kept (a hold spans the cut), and the cut.
@@ -98,6 +116,9 @@ DECLARE
   f record;
   folded bigint;
   n bigint;
+  head_n bigint;
+  head_hash bytea;
+  link spendguard.budget_checkpoint;
 BEGIN
   PERFORM spendguard.check_id('capability_id', $2);
   PERFORM spendguard.check_grant_index($3);
@@ -125,7 +146,7 @@ BEGIN
       AND ($3 IS NULL OR e.grant_index = $3)
     ORDER BY 1, 2
   LOOP
-    PERFORM 1 FROM spendguard.budget_usage u
+    SELECT u.chain_n, u.chain_hash INTO head_n, head_hash FROM spendguard.budget_usage u
     WHERE u.tenant_id = t AND u.capability_id = b.capability_id AND u.grant_index = b.grant_index
     FOR UPDATE;
 
@@ -209,18 +230,30 @@ BEGIN
 
     -- (a cut before the budget's first remaining event retires nothing)
     IF folded > 0 THEN
-      INSERT INTO spendguard.budget_checkpoint (tenant_id, capability_id, grant_index, through_seq,
-        retired_before, events, invocation_count, total_cost_exposed, total_cost_realized,
-        unheld_exposed, last_allowed_seq, retired_holds, retired_hold_realized)
-      VALUES (t, b.capability_id, b.grant_index, cut, $1,
-        coalesce(prev.events, 0) + f.events,
-        coalesce(prev.invocation_count, 0) + f.d_count,
-        coalesce(prev.total_cost_exposed, 0) + f.d_exposed,
-        coalesce(prev.total_cost_realized, 0) + f.d_realized,
-        coalesce(prev.unheld_exposed, 0) + f.d_unheld,
-        coalesce(f.last_allowed, prev.last_allowed_seq, 0),
-        coalesce(prev.retired_holds, 0) + f.holds,
-        coalesce(prev.retired_hold_realized, 0) + f.hold_realized);
+      link := NULL;
+      link.tenant_id := t;
+      link.capability_id := b.capability_id;
+      link.grant_index := b.grant_index;
+      link.through_seq := cut;
+      link.retired_before := $1;
+      link.retired_at := now();
+      link.events := coalesce(prev.events, 0) + f.events;
+      link.invocation_count := coalesce(prev.invocation_count, 0) + f.d_count;
+      link.total_cost_exposed := coalesce(prev.total_cost_exposed, 0) + f.d_exposed;
+      link.total_cost_realized := coalesce(prev.total_cost_realized, 0) + f.d_realized;
+      link.unheld_exposed := coalesce(prev.unheld_exposed, 0) + f.d_unheld;
+      link.last_allowed_seq := coalesce(f.last_allowed, prev.last_allowed_seq, 0);
+      link.retired_holds := coalesce(prev.retired_holds, 0) + f.holds;
+      link.retired_hold_realized := coalesce(prev.retired_hold_realized, 0) + f.hold_realized;
+      -- the cut in the chain, and the checkpoint's own link at the head
+      SELECT e.chain_n, e.hash INTO link.cut_chain_n, link.cut_hash FROM spendguard.budget_event e
+      WHERE e.tenant_id = t AND e.event_seq = cut;
+      link.chain_n := head_n + 1;
+      link.prev_hash := head_hash;
+      link.hash := spendguard.checkpoint_hash(link);
+      INSERT INTO spendguard.budget_checkpoint SELECT (link).*;
+      UPDATE spendguard.budget_usage u SET chain_n = link.chain_n, chain_hash = link.hash
+      WHERE u.tenant_id = t AND u.capability_id = b.capability_id AND u.grant_index = b.grant_index;
 
       DELETE FROM spendguard.budget_event e
       WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index

@@ -11,6 +11,14 @@
 -- through the per-budget indexes (budget_event_budget, budget_hold_budget,
 -- the usage primary key).
 --
+-- The hash chain (SPEC §9, sql/chain.sql): every kept link of each budget
+-- (its events after the newest checkpoint's cut, and the checkpoint links
+-- after it) is recomputed with the one link function and walked in chain_n
+-- order from the cut (or the budget's genesis): chain_n dense, each
+-- prev_hash the previous link's hash, each hash the recomputed one, and
+-- the budget row's head the last link. The first broken link of a budget
+-- is reported (check_name 'chain'), and a head that is not the last link.
+--
 -- Retired history (sql/retire.sql): each budget's fold starts from its
 -- newest checkpoint (counters, unheld exposure, last allowed event) and goes
 -- on with the events after it; a hold row whose events were all retired must
@@ -79,6 +87,54 @@ broken_chain AS (
          c.total_cost_realized_after::numeric)
         IS DISTINCT FROM (c.f_count, c.f_exposed, c.f_realized)
   ORDER BY c.capability_id, c.grant_index, c.event_seq
+),
+-- SPEC §9: the kept links of each budget, events and checkpoint links
+links AS (
+  SELECT ev.capability_id, ev.grant_index, ev.chain_n, ev.prev_hash, ev.hash,
+    spendguard.event_link(ev.prev_hash, ev.tenant_id, ev.event_seq, ev.event_id,
+      ev.request_fingerprint, ev.hold_id, ev.capability_id, ev.grant_index, ev.kind::text,
+      ev.allowed, ev.denial_reason, ev.recorded_at, ev.exposure_units, ev.realized_spend_units,
+      ev.max_invocations, ev.max_cost_per_invocation, ev.max_total_cost,
+      ev.invocation_count_after, ev.total_cost_exposed_after, ev.total_cost_realized_after,
+      ev.authority_id, ev.lease_id, ev.lease_epoch, ev.guarantee_level, ev.chain_n) AS computed,
+    format('event %s', ev.event_seq) AS what, 0 AS is_checkpoint, ev.event_seq AS o
+  FROM ev
+  UNION ALL
+  SELECT k.capability_id, k.grant_index, k.chain_n, k.prev_hash, k.hash,
+    spendguard.checkpoint_hash(k), format('checkpoint through event %s', k.through_seq), 1,
+    k.through_seq
+  FROM spendguard.budget_checkpoint k
+  JOIN tenant t ON k.tenant_id = t.id
+  JOIN ckpt c ON c.capability_id = k.capability_id AND c.grant_index = k.grant_index
+  WHERE ($1 IS NULL OR k.capability_id = $1)
+    AND ($2 IS NULL OR k.grant_index = $2)
+    AND k.chain_n > coalesce(c.cut_chain_n, 0)
+),
+-- each link next to what the walk expects of it
+walk AS (
+  SELECT l.*,
+    coalesce(c.cut_chain_n, 0) + row_number() OVER w AS want_n,
+    CASE WHEN row_number() OVER w = 1
+         THEN coalesce(c.cut_hash, spendguard.chain_genesis(t.id, l.capability_id, l.grant_index))
+         ELSE lag(l.hash) OVER w END AS want_prev
+  FROM links l
+  CROSS JOIN tenant t
+  LEFT JOIN ckpt c ON c.capability_id = l.capability_id AND c.grant_index = l.grant_index
+  WINDOW w AS (PARTITION BY l.capability_id, l.grant_index
+               ORDER BY l.chain_n, l.is_checkpoint, l.o)
+),
+broken_links AS (
+  SELECT DISTINCT ON (w.capability_id, w.grant_index) w.*
+  FROM walk w
+  WHERE w.chain_n IS DISTINCT FROM w.want_n OR w.prev_hash IS DISTINCT FROM w.want_prev
+     OR w.hash IS DISTINCT FROM w.computed
+  ORDER BY w.capability_id, w.grant_index, w.want_n
+),
+last_links AS (
+  SELECT DISTINCT ON (w.capability_id, w.grant_index) w.capability_id, w.grant_index,
+    w.chain_n, w.hash
+  FROM walk w
+  ORDER BY w.capability_id, w.grant_index, w.want_n DESC
 ),
 ev_fold AS (
   SELECT ev.capability_id, ev.grant_index,
@@ -239,6 +295,23 @@ problems AS (
          format('after=(%s, %s, %s)', c.invocation_count_after, c.total_cost_exposed_after,
                 c.total_cost_realized_after), 8
   FROM broken_chain c
+  UNION ALL
+  -- SPEC §9: the first link of each budget that does not verify
+  SELECT format('%s of budget (%L, %s)', c.what, c.capability_id, c.grant_index), 'chain',
+         format('chain_n=%s, prev_hash=%s, hash=%s', c.want_n, encode(c.want_prev, 'hex'),
+                coalesce(encode(c.computed, 'hex'), 'none')),
+         format('chain_n=%s, prev_hash=%s, hash=%s', c.chain_n, encode(c.prev_hash, 'hex'),
+                encode(c.hash, 'hex')), 19
+  FROM broken_links c
+  UNION ALL
+  -- the head kept on the budget row is the last link
+  SELECT format('budget (%L, %s)', u.capability_id, u.grant_index), 'chain',
+         format('head chain_n=%s, hash=%s', coalesce(l.chain_n, 0),
+                coalesce(encode(l.hash, 'hex'), 'none')),
+         format('head chain_n=%s, hash=%s', u.chain_n, coalesce(encode(u.chain_hash, 'hex'), 'none')), 20
+  FROM usage u
+  LEFT JOIN last_links l ON l.capability_id = u.capability_id AND l.grant_index = u.grant_index
+  WHERE (u.chain_n, u.chain_hash) IS DISTINCT FROM (coalesce(l.chain_n, 0), l.hash)
   UNION ALL
   -- holds: row and events agree
   SELECT format('hold %L', p.hold_id), 'hold.exists',

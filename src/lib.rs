@@ -15,6 +15,7 @@ use pgrx::prelude::*;
 mod alert;
 mod args;
 mod budget;
+mod chain;
 mod error;
 mod jsonb;
 mod key;
@@ -60,6 +61,11 @@ pgrx::extension_sql_file!(
     requires = [budget::current_tenant, key::id_key2, "scope_schema"]
 );
 pgrx::extension_sql_file!("../sql/retire.sql", name = "retire", requires = ["verify"]);
+pgrx::extension_sql_file!(
+    "../sql/chain.sql",
+    name = "chain_schema",
+    requires = [chain::event_link, chain::checkpoint_link, budget::current_tenant, "retire"]
+);
 pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]

@@ -28,6 +28,8 @@ pub const BYTEA: PgOid = PgOid::BuiltIn(T::BYTEAOID);
 pub struct Db<'a, 'c> {
     pub client: &'a mut SpiClient<'c>,
     pub tenant: &'a str,
+    /// The chain heads of the budgets this call has locked (budget/store.rs).
+    pub heads: crate::budget::store::Heads,
 }
 
 /// Runs `f` with a `Db` of `tenant` over one SPI connection.
@@ -35,7 +37,13 @@ pub fn with_db<R>(
     tenant: &str,
     f: impl FnOnce(&mut Db<'_, '_>) -> spendguard_core::Result<R>,
 ) -> spendguard_core::Result<R> {
-    Spi::connect_mut(|client| f(&mut Db { client, tenant }))
+    Spi::connect_mut(|client| {
+        f(&mut Db {
+            client,
+            tenant,
+            heads: Default::default(),
+        })
+    })
 }
 
 impl<'c> Db<'_, 'c> {
@@ -120,12 +128,18 @@ pub fn advisory_xact_lock(key: i64) {
 pub struct Versioned {
     pub current: Stmt,
     pub legacy: Stmt,
+    /// whether the database's schema has what `current` needs
+    pub has: fn() -> bool,
 }
 
 /// `versioned!(m, types)`: a [`Versioned`] from a macro `m!(current)` /
-/// `m!(legacy)` that spells the two forms.
+/// `m!(legacy)` that spells the two forms, `current` from 0.3.1's keys on
+/// ([`keyed_by_digest`]); `versioned!(m, types, has)` with another test.
 macro_rules! versioned {
     ($m:ident, $types:expr) => {
+        $crate::spi::versioned!($m, $types, $crate::spi::keyed_by_digest)
+    };
+    ($m:ident, $types:expr, $has:path) => {
         $crate::spi::Versioned {
             current: $crate::spi::Stmt {
                 sql: $m!(current),
@@ -135,6 +149,7 @@ macro_rules! versioned {
                 sql: $m!(legacy),
                 types: $types,
             },
+            has: $has,
         }
     };
 }
@@ -142,7 +157,7 @@ pub(crate) use versioned;
 
 impl Versioned {
     pub fn pick(&'static self) -> &'static Stmt {
-        if schema_is_current() {
+        if (self.has)() {
             &self.current
         } else {
             &self.legacy
@@ -150,15 +165,37 @@ impl Versioned {
     }
 }
 
-/// Whether the database has this release's schema: 0.3.1 keys daily_spend
-/// by a digest of its ids (index daily_spend_key); 0.3.0 did not. Two
-/// syscache look-ups per call, so a backend follows an update as soon as it
-/// commits (a cached answer would keep an old backend on the old form).
-fn schema_is_current() -> bool {
-    // SAFETY: syscache look-ups by name; both return InvalidOid when absent.
+// What the schema has is looked up in the catalog caches on every call, so a
+// backend follows an update as soon as it commits (a cached answer would
+// keep an old backend on the old form).
+
+fn schema_oid() -> pg_sys::Oid {
+    // SAFETY: a syscache look-up by name; InvalidOid when absent.
+    unsafe { pg_sys::get_namespace_oid(c"spendguard".as_ptr(), true) }
+}
+
+/// 0.3.1 on: daily_spend is keyed by a digest of its ids (index
+/// daily_spend_key); 0.3.0 did not have it.
+pub fn keyed_by_digest() -> bool {
+    let ns = schema_oid();
+    // SAFETY: a syscache look-up by name; InvalidOid when absent.
+    ns != pg_sys::InvalidOid
+        && unsafe { pg_sys::get_relname_relid(c"daily_spend_key".as_ptr(), ns) }
+            != pg_sys::InvalidOid
+}
+
+/// 0.5.0 on: the event log is a hash chain (budget_event.chain_n, SPEC §9);
+/// 0.4.0 and earlier have no link columns.
+pub fn chained() -> bool {
+    let ns = schema_oid();
+    if ns == pg_sys::InvalidOid {
+        return false;
+    }
+    // SAFETY: syscache look-ups by name; InvalidOid / InvalidAttrNumber
+    // when absent.
     unsafe {
-        let ns = pg_sys::get_namespace_oid(c"spendguard".as_ptr(), true);
-        ns != pg_sys::InvalidOid
-            && pg_sys::get_relname_relid(c"daily_spend_key".as_ptr(), ns) != pg_sys::InvalidOid
+        let rel = pg_sys::get_relname_relid(c"budget_event".as_ptr(), ns);
+        rel != pg_sys::InvalidOid
+            && pg_sys::get_attnum(rel, c"chain_n".as_ptr()) != pg_sys::InvalidAttrNumber as i16
     }
 }

@@ -7,29 +7,56 @@
 //! statement costs an executor start-up and a re-read of the tables' CHECK
 //! constraints, so fewer statements is most of the speed (see bench/).
 
-use crate::spi::{spi, Db, Stmt, BOOL, INT4, INT8, INTERVAL, TEXT, TIMESTAMPTZ};
+use crate::spi::{
+    chained, spi, versioned, Db, Stmt, Versioned, BOOL, BYTEA, INT4, INT8, INTERVAL, TEXT,
+    TIMESTAMPTZ,
+};
 use pgrx::datum::{Interval, TimestampWithTimeZone};
 use pgrx::pg_sys::PgOid;
 use pgrx::spi::SpiTupleTable;
 use spendguard_core::budget::{Authority, Disposition, Hold, Usage};
+use spendguard_core::chain::{self, Hash};
 use spendguard_core::{Error, Result};
 
-static LOCK_USAGE: Stmt = Stmt {
-    sql: "SELECT invocation_count, total_cost_exposed, total_cost_realized, false \
-          FROM spendguard.budget_usage \
-          WHERE tenant_id = $1 AND capability_id = $2 AND grant_index = $3 FOR UPDATE",
-    types: &[TEXT, TEXT, INT4, TEXT],
-};
+// The budget row's chain head (SPEC §9), read with its lock: 0.4.0's
+// schema (served until ALTER EXTENSION UPDATE, crate::spi::Versioned) has
+// none, and its events no link.
+macro_rules! head {
+    (current, $a:literal) => {
+        concat!($a, "chain_n, ", $a, "chain_hash")
+    };
+    (legacy, $a:literal) => {
+        "0::bigint, NULL::bytea"
+    };
+}
+
+macro_rules! lock_usage {
+    ($v:ident) => {
+        concat!(
+            "SELECT invocation_count, total_cost_exposed, total_cost_realized, false, ",
+            head!($v, ""),
+            " FROM spendguard.budget_usage \
+             WHERE tenant_id = $1 AND capability_id = $2 AND grant_index = $3 FOR UPDATE"
+        )
+    };
+}
+static LOCK_USAGE: Versioned = versioned!(lock_usage, &[TEXT, TEXT, INT4, TEXT], chained);
 
 /// LOCK_USAGE that also says whether the hold id $4 is taken (a separate
 /// statement: the executor initialises a sub-plan even when it is skipped).
-static LOCK_USAGE_NEW_HOLD: Stmt = Stmt {
-    sql: "SELECT invocation_count, total_cost_exposed, total_cost_realized, \
-          EXISTS (SELECT 1 FROM spendguard.budget_hold h WHERE h.tenant_id = $1 AND h.hold_id = $4) \
-          FROM spendguard.budget_usage \
-          WHERE tenant_id = $1 AND capability_id = $2 AND grant_index = $3 FOR UPDATE",
-    types: &[TEXT, TEXT, INT4, TEXT],
-};
+macro_rules! lock_usage_new_hold {
+    ($v:ident) => {
+        concat!(
+            "SELECT invocation_count, total_cost_exposed, total_cost_realized, \
+             EXISTS (SELECT 1 FROM spendguard.budget_hold h WHERE h.tenant_id = $1 AND h.hold_id = $4), ",
+            head!($v, ""),
+            " FROM spendguard.budget_usage \
+             WHERE tenant_id = $1 AND capability_id = $2 AND grant_index = $3 FOR UPDATE"
+        )
+    };
+}
+static LOCK_USAGE_NEW_HOLD: Versioned =
+    versioned!(lock_usage_new_hold, &[TEXT, TEXT, INT4, TEXT], chained);
 
 static CREATE_USAGE: Stmt = Stmt {
     sql: "INSERT INTO spendguard.budget_usage (tenant_id, capability_id, grant_index) \
@@ -39,17 +66,22 @@ static CREATE_USAGE: Stmt = Stmt {
 
 /// The hold and its budget, both locked (the budget first: every decision
 /// on a budget holds its row lock).
-static LOCK_HOLD: Stmt = Stmt {
-    sql: "SELECT u.invocation_count, u.total_cost_exposed, u.total_cost_realized, \
-          h.capability_id, h.grant_index, h.authorized_exposure, h.remaining_exposure, \
-          h.realized_spend, h.disposition, h.authority_id, h.lease_id, h.lease_epoch, \
-          h.expires_at \
-          FROM spendguard.budget_hold h JOIN spendguard.budget_usage u \
-            ON u.tenant_id = h.tenant_id AND u.capability_id = h.capability_id \
-           AND u.grant_index = h.grant_index \
-          WHERE h.tenant_id = $1 AND h.hold_id = $2 FOR UPDATE OF u, h",
-    types: &[TEXT, TEXT],
-};
+macro_rules! lock_hold {
+    ($v:ident) => {
+        concat!(
+            "SELECT u.invocation_count, u.total_cost_exposed, u.total_cost_realized, \
+             h.capability_id, h.grant_index, h.authorized_exposure, h.remaining_exposure, \
+             h.realized_spend, h.disposition, h.authority_id, h.lease_id, h.lease_epoch, \
+             h.expires_at, ",
+            head!($v, "u."),
+            " FROM spendguard.budget_hold h JOIN spendguard.budget_usage u \
+               ON u.tenant_id = h.tenant_id AND u.capability_id = h.capability_id \
+              AND u.grant_index = h.grant_index \
+             WHERE h.tenant_id = $1 AND h.hold_id = $2 FOR UPDATE OF u, h"
+        )
+    };
+}
+static LOCK_HOLD: Versioned = versioned!(lock_hold, &[TEXT, TEXT], chained);
 
 static GET_EVENT: Stmt = Stmt {
     sql:
@@ -114,13 +146,19 @@ static FAMILY_REALIZED: Stmt = Stmt {
 
 /// LOCK_USAGE for the sweep: a budget another call holds is skipped, not
 /// waited for (the next sweep gets it).
-static LOCK_USAGE_SKIP_LOCKED: Stmt = Stmt {
-    sql: "SELECT invocation_count, total_cost_exposed, total_cost_realized \
-          FROM spendguard.budget_usage \
-          WHERE tenant_id = $1 AND capability_id = $2 AND grant_index = $3 \
-          FOR UPDATE SKIP LOCKED",
-    types: &[TEXT, TEXT, INT4],
-};
+macro_rules! lock_usage_skip_locked {
+    ($v:ident) => {
+        concat!(
+            "SELECT invocation_count, total_cost_exposed, total_cost_realized, ",
+            head!($v, ""),
+            " FROM spendguard.budget_usage \
+             WHERE tenant_id = $1 AND capability_id = $2 AND grant_index = $3 \
+             FOR UPDATE SKIP LOCKED"
+        )
+    };
+}
+static LOCK_USAGE_SKIP_LOCKED: Versioned =
+    versioned!(lock_usage_skip_locked, &[TEXT, TEXT, INT4], chained);
 
 /// The open holds of one budget past their expiry at $4, oldest first,
 /// locked (index budget_hold_budget_expiry; holds due at the same
@@ -143,29 +181,40 @@ static LOCK_EXPIRED_HOLDS: Stmt = Stmt {
 // realized), $7 event_id, $8 fingerprint, $9 hold_id, $10 kind, $11 allowed,
 // $12 denial reason, $13 exposure units, $14 realized units, $15..$17 limits,
 // $18..$20 authority, $21 guarantee level, $22..$24 hold after (remaining,
-// realized, disposition), $25 the new hold's TTL.
+// realized, disposition), $25 the new hold's TTL, $26 event_seq (and the
+// usage row's seq), $27 recorded_at, $28..$30 the link (chain_n,
+// prev_hash, hash). The caller computes the link from these same values
+// (spendguard_core::chain::event_link), so event_seq and recorded_at are
+// parameters, not nextval() and now() in the statement.
 const WRITE_TYPES: &[PgOid] = &[
     TEXT, TEXT, INT4, INT8, INT8, INT8, TEXT, TEXT, TEXT, TEXT, BOOL, TEXT, INT8, INT8, INT8, INT8,
-    INT8, TEXT, TEXT, INT8, TEXT, INT8, INT8, TEXT, INTERVAL,
+    INT8, TEXT, TEXT, INT8, TEXT, INT8, INT8, TEXT, INTERVAL, INT8, TIMESTAMPTZ, INT8, BYTEA, BYTEA,
 ];
 
 /// The event INSERT. `$conflict` is the ON CONFLICT clause for a call with
 /// an event id (a concurrent retry of it inserts nothing), or empty: ON
 /// CONFLICT makes every insert speculative (an arbiter-index check first,
 /// and one more WAL record to confirm the row), which a call without an
-/// event id cannot need.
+/// event id cannot need. In 0.4.0's schema, without the link.
 macro_rules! event_insert {
-    ($seq:literal, $source:literal, $conflict:expr) => {
+    (current, $source:literal, $conflict:expr) => {
+        event_insert!(@ ", chain_n, prev_hash, hash", ", $28, $29, $30 ", $source, $conflict)
+    };
+    (legacy, $source:literal, $conflict:expr) => {
+        event_insert!(@ "", " ", $source, $conflict)
+    };
+    (@ $cols:literal, $vals:literal, $source:literal, $conflict:expr) => {
         concat!(
             "INSERT INTO spendguard.budget_event (tenant_id, event_seq, event_id, \
              request_fingerprint, hold_id, capability_id, grant_index, kind, allowed, \
-             denial_reason, exposure_units, realized_spend_units, max_invocations, \
+             denial_reason, recorded_at, exposure_units, realized_spend_units, max_invocations, \
              max_cost_per_invocation, max_total_cost, invocation_count_after, \
              total_cost_exposed_after, total_cost_realized_after, authority_id, lease_id, \
-             lease_epoch, guarantee_level) SELECT $1, ",
-            $seq,
-            ", $7, $8, $9, $2, $3, $10::spendguard.budget_event_kind, $11, $12, $13, $14, $15, \
-             $16, $17, $4, $5, $6, $18, $19, $20, $21 ",
+             lease_epoch, guarantee_level",
+            $cols,
+            ") SELECT $1, $26, $7, $8, $9, $2, $3, $10::spendguard.budget_event_kind, $11, $12, \
+             $27, $13, $14, $15, $16, $17, $4, $5, $6, $18, $19, $20, $21",
+            $vals,
             $source,
             $conflict,
             " RETURNING event_seq"
@@ -174,113 +223,120 @@ macro_rules! event_insert {
 }
 
 macro_rules! on_conflict {
-    () => {
+    (0) => {
+        ""
+    };
+    (1) => {
         " ON CONFLICT (tenant_id, event_id) WHERE event_id IS NOT NULL DO NOTHING"
     };
 }
 
 macro_rules! usage_update {
-    () => {
-        "u AS (UPDATE spendguard.budget_usage SET invocation_count = $4, \
-         total_cost_exposed = $5, total_cost_realized = $6, \
-         seq = nextval('spendguard.commit_seq'), updated_at = now() \
-         WHERE tenant_id = $1 AND capability_id = $2 AND grant_index = $3 RETURNING seq)"
+    (current) => {
+        usage_update!(@ ", chain_n = $28, chain_hash = $30")
+    };
+    (legacy) => {
+        usage_update!(@ "")
+    };
+    (@ $head:literal) => {
+        concat!(
+            "u AS (UPDATE spendguard.budget_usage SET invocation_count = $4, \
+             total_cost_exposed = $5, total_cost_realized = $6, seq = $26, updated_at = now()",
+            $head,
+            " WHERE tenant_id = $1 AND capability_id = $2 AND grant_index = $3 RETURNING seq)"
+        )
     };
 }
 
 /// Each write statement comes in two forms: `[0]` for a call without an
-/// event id, `[1]` with one (ON CONFLICT on the event id).
-type Write = [Stmt; 2];
+/// event id, `[1]` with one (ON CONFLICT on the event id); each of them
+/// for this release's schema and for 0.4.0's.
+type Write = [Versioned; 2];
 
-/// A denial: the event alone, usage unchanged.
-static WRITE_EVENT: Write = [
-    Stmt {
-        sql: event_insert!("nextval('spendguard.commit_seq')", "", ""),
-        types: WRITE_TYPES,
-    },
-    Stmt {
-        sql: event_insert!("nextval('spendguard.commit_seq')", "", on_conflict!()),
-        types: WRITE_TYPES,
-    },
-];
-
-macro_rules! write_usage {
-    ($conflict:expr) => {
-        concat!(
-            "WITH ",
-            usage_update!(),
-            " ",
-            event_insert!("u.seq", "FROM u", $conflict)
-        )
+/// `write!(m)`: the four statements of a write from `m!(v, c)`, `v` the
+/// schema form and `c` 0 or 1 (without or with ON CONFLICT).
+macro_rules! write {
+    ($m:ident) => {
+        [write!(@ $m, 0), write!(@ $m, 1)]
+    };
+    (@ $m:ident, $c:tt) => {
+        Versioned {
+            current: Stmt {
+                sql: $m!(current, $c),
+                types: WRITE_TYPES,
+            },
+            legacy: Stmt {
+                sql: $m!(legacy, $c),
+                types: WRITE_TYPES,
+            },
+            has: chained,
+        }
     };
 }
+
+/// A denial: the event, and the budget's chain head (its counters, seq
+/// and updated_at unchanged).
+macro_rules! write_denial {
+    (current, $c:tt) => {
+        concat!(
+            "WITH u AS (UPDATE spendguard.budget_usage SET chain_n = $28, chain_hash = $30 \
+             WHERE tenant_id = $1 AND capability_id = $2 AND grant_index = $3 RETURNING 1) ",
+            event_insert!(current, "FROM u", on_conflict!($c))
+        )
+    };
+    (legacy, $c:tt) => {
+        event_insert!(legacy, "", on_conflict!($c))
+    };
+}
+static WRITE_EVENT: Write = write!(write_denial);
 
 /// Usage and event (authorize without a hold, budget-level mutations,
 /// try_increment).
-static WRITE_USAGE: Write = [
-    Stmt {
-        sql: write_usage!(""),
-        types: WRITE_TYPES,
-    },
-    Stmt {
-        sql: write_usage!(on_conflict!()),
-        types: WRITE_TYPES,
-    },
-];
-
-macro_rules! write_open_hold {
-    ($conflict:expr) => {
+macro_rules! write_usage {
+    ($v:ident, $c:tt) => {
         concat!(
             "WITH ",
-            usage_update!(),
-            ", h AS (INSERT INTO spendguard.budget_hold (tenant_id, hold_id, capability_id, \
-             grant_index, authorized_exposure, remaining_exposure, authority_id, lease_id, \
-             lease_epoch, expires_at) VALUES ($1, $9, $2, $3, $13, $13, $18, $19, $20, now() + $25) \
-             ON CONFLICT DO NOTHING RETURNING 1) ",
-            event_insert!("u.seq", "FROM u, h", $conflict)
+            usage_update!($v),
+            " ",
+            event_insert!($v, "FROM u", on_conflict!($c))
         )
     };
 }
+static WRITE_USAGE: Write = write!(write_usage);
 
 /// Usage, event and a new hold; the event row is only written when the
 /// hold was (a taken hold id leaves no event and the caller raises SG003).
 /// The hold keeps its ON CONFLICT: the same hold id may be opened at the
 /// same moment on another budget, whose lock this call does not hold.
-static WRITE_OPEN_HOLD: Write = [
-    Stmt {
-        sql: write_open_hold!(""),
-        types: WRITE_TYPES,
-    },
-    Stmt {
-        sql: write_open_hold!(on_conflict!()),
-        types: WRITE_TYPES,
-    },
-];
-
-macro_rules! write_update_hold {
-    ($conflict:expr) => {
+macro_rules! write_open_hold {
+    ($v:ident, $c:tt) => {
         concat!(
             "WITH ",
-            usage_update!(),
-            ", h AS (UPDATE spendguard.budget_hold SET remaining_exposure = $22, \
-             realized_spend = $23, disposition = $24, updated_at = now() \
-             WHERE tenant_id = $1 AND hold_id = $9 RETURNING 1) ",
-            event_insert!("u.seq", "FROM u, h", $conflict)
+            usage_update!($v),
+            ", h AS (INSERT INTO spendguard.budget_hold (tenant_id, hold_id, capability_id, \
+             grant_index, authorized_exposure, remaining_exposure, authority_id, lease_id, \
+             lease_epoch, expires_at) VALUES ($1, $9, $2, $3, $13, $13, $18, $19, $20, now() + $25) \
+             ON CONFLICT DO NOTHING RETURNING 1) ",
+            event_insert!($v, "FROM u, h", on_conflict!($c))
         )
     };
 }
+static WRITE_OPEN_HOLD: Write = write!(write_open_hold);
 
 /// Usage, event and the hold's new state.
-static WRITE_UPDATE_HOLD: Write = [
-    Stmt {
-        sql: write_update_hold!(""),
-        types: WRITE_TYPES,
-    },
-    Stmt {
-        sql: write_update_hold!(on_conflict!()),
-        types: WRITE_TYPES,
-    },
-];
+macro_rules! write_update_hold {
+    ($v:ident, $c:tt) => {
+        concat!(
+            "WITH ",
+            usage_update!($v),
+            ", h AS (UPDATE spendguard.budget_hold SET remaining_exposure = $22, \
+             realized_spend = $23, disposition = $24, updated_at = now() \
+             WHERE tenant_id = $1 AND hold_id = $9 RETURNING 1) ",
+            event_insert!($v, "FROM u, h", on_conflict!($c))
+        )
+    };
+}
+static WRITE_UPDATE_HOLD: Write = write!(write_update_hold);
 
 /// An event as recorded: enough to return the original result on replay.
 #[derive(Debug, Clone)]
@@ -324,6 +380,56 @@ pub(super) struct NewEvent<'a> {
     pub usage_after: Usage,
     pub authority: Option<&'a Authority>,
     pub guarantee_level: &'static str,
+}
+
+/// The chain heads (SPEC §9) of the budgets one call has locked: read
+/// with each budget's row lock, advanced by each event the call writes on
+/// it, so a link is appended to the head as it is under that lock.
+#[derive(Default)]
+pub struct Heads(Vec<(String, i32, i64, Hash)>);
+
+impl Heads {
+    /// Remembers a budget's head as its locking statement read it (columns
+    /// `n` and `n + 1` of `t`: chain_n and chain_hash).
+    fn read(&mut self, tenant: &str, cap: &str, grant: i32, t: &SpiTupleTable<'_>, n: usize) {
+        let chain_n: i64 = spi(t.get(n)).unwrap_or(0);
+        let hash = match spi(t.get::<Vec<u8>>(n + 1)) {
+            Some(h) => Hash::try_from(h.as_slice())
+                .unwrap_or_else(|_| panic!("spendguard: chain head of \"{cap}\" is not 32 bytes")),
+            None => chain::genesis(tenant, cap, grant),
+        };
+        self.set(cap, grant, chain_n, hash);
+    }
+
+    fn set(&mut self, cap: &str, grant: i32, chain_n: i64, hash: Hash) {
+        match self.0.iter_mut().find(|h| h.0 == cap && h.1 == grant) {
+            Some(h) => (h.2, h.3) = (chain_n, hash),
+            None => self.0.push((cap.to_string(), grant, chain_n, hash)),
+        }
+    }
+
+    fn get(&self, cap: &str, grant: i32) -> (i64, Hash) {
+        let h = self
+            .0
+            .iter()
+            .find(|h| h.0 == cap && h.1 == grant)
+            .unwrap_or_else(|| panic!("spendguard: an event of \"{cap}\" without its budget's lock"));
+        (h.2, h.3)
+    }
+}
+
+/// The next commit index: nextval('spendguard.commit_seq'), taken under
+/// the budget's lock like the statement's own nextval() was.
+fn next_commit_seq() -> i64 {
+    use pgrx::datum::IntoDatum;
+    // SAFETY: catalog lookups by name and a core function of (regclass).
+    unsafe {
+        let ns = pgrx::pg_sys::get_namespace_oid(c"spendguard".as_ptr(), false);
+        let seq = pgrx::pg_sys::get_relname_relid(c"commit_seq".as_ptr(), ns);
+        assert!(seq != pgrx::pg_sys::InvalidOid, "spendguard.commit_seq is missing");
+        pgrx::direct_function_call::<i64>(pgrx::pg_sys::nextval_oid, &[seq.into_datum()])
+    }
+    .expect("nextval returns a bigint")
 }
 
 fn usage_of(t: &SpiTupleTable<'_>) -> Usage {
@@ -415,9 +521,9 @@ impl Db<'_, '_> {
         hold_id: Option<&str>,
     ) -> (Usage, bool) {
         let lock = if hold_id.is_some() {
-            &LOCK_USAGE_NEW_HOLD
+            LOCK_USAGE_NEW_HOLD.pick()
         } else {
-            &LOCK_USAGE
+            LOCK_USAGE.pick()
         };
         for _ in 0..2 {
             let t = self.run(
@@ -426,6 +532,7 @@ impl Db<'_, '_> {
             );
             if !t.is_empty() {
                 let t = t.first();
+                self.heads.read(self.tenant, cap, grant, &t, 5);
                 return (usage_of(&t), spi(t.get::<bool>(4)).unwrap_or(false));
             }
             self.run(
@@ -438,7 +545,7 @@ impl Db<'_, '_> {
 
     /// Locks a hold and its budget; `None` when the hold does not exist.
     pub(super) fn lock_hold(&mut self, hold_id: &str) -> Option<(Usage, Hold)> {
-        let t = self.run(&LOCK_HOLD, &[self.tenant.into(), hold_id.into()]);
+        let t = self.run(LOCK_HOLD.pick(), &[self.tenant.into(), hold_id.into()]);
         if t.is_empty() {
             return None;
         }
@@ -457,6 +564,8 @@ impl Db<'_, '_> {
             authority,
             expires_at: spi(r.get::<TimestampWithTimeZone>(13)).map(i64::from),
         };
+        self.heads
+            .read(self.tenant, &hold.capability_id, hold.grant_index, &r, 14);
         Some((usage_of(&r), hold))
     }
 
@@ -540,10 +649,15 @@ impl Db<'_, '_> {
     /// then, and when it does not exist).
     pub(super) fn try_lock_usage(&mut self, cap: &str, grant: i32) -> Option<Usage> {
         let t = self.run(
-            &LOCK_USAGE_SKIP_LOCKED,
+            LOCK_USAGE_SKIP_LOCKED.pick(),
             &[self.tenant.into(), cap.into(), grant.into()],
         );
-        (!t.is_empty()).then(|| usage_of(&t.first()))
+        if t.is_empty() {
+            return None;
+        }
+        let r = t.first();
+        self.heads.read(self.tenant, cap, grant, &r, 4);
+        Some(usage_of(&r))
     }
 
     /// Locks up to `lim` open holds of a budget past their expiry at `now`,
@@ -618,7 +732,7 @@ impl Db<'_, '_> {
             (HoldWrite::Open(_), true) => &WRITE_OPEN_HOLD,
             (HoldWrite::Update(_), true) => &WRITE_UPDATE_HOLD,
         };
-        let stmt = &write[usize::from(e.event_id.is_some())];
+        let stmt = write[usize::from(e.event_id.is_some())].pick();
         let (h, ttl) = match hold {
             HoldWrite::Update(h) => (Some(h), None),
             HoldWrite::Open(ttl) => (None, ttl),
@@ -626,6 +740,39 @@ impl Db<'_, '_> {
         };
         let a = e.authority;
         let u = e.usage_after;
+        let (head_n, prev) = self.heads.get(e.capability_id, e.grant_index);
+        let seq = next_commit_seq();
+        let recorded_at = crate::args::now();
+        let chain_n = head_n + 1;
+        let hash = chain::event_link(
+            &prev,
+            &chain::Event {
+                tenant_id: self.tenant,
+                event_seq: seq,
+                event_id: e.event_id,
+                request_fingerprint: e.fingerprint,
+                hold_id: e.hold_id,
+                capability_id: e.capability_id,
+                grant_index: e.grant_index,
+                kind: e.kind,
+                allowed: e.allowed,
+                denial_reason: e.denial_reason,
+                recorded_at,
+                exposure_units: e.exposure_units,
+                realized_spend_units: e.realized_spend_units,
+                max_invocations: e.limits[0],
+                max_cost_per_invocation: e.limits[1],
+                max_total_cost: e.limits[2],
+                invocation_count_after: u.invocation_count,
+                total_cost_exposed_after: u.exposed,
+                total_cost_realized_after: u.realized,
+                authority_id: a.map(|a| a.authority_id.as_str()),
+                lease_id: a.map(|a| a.lease_id.as_str()),
+                lease_epoch: a.map(|a| a.lease_epoch),
+                guarantee_level: e.guarantee_level,
+                chain_n,
+            },
+        );
         let t = self.run(
             stmt,
             &[
@@ -654,6 +801,11 @@ impl Db<'_, '_> {
                 h.map(|h| h.realized).into(),
                 h.map(|h| h.disposition.as_str()).into(),
                 ttl.into(),
+                seq.into(),
+                timestamptz(recorded_at).into(),
+                chain_n.into(),
+                prev.to_vec().into(),
+                hash.to_vec().into(),
             ],
         );
         if t.is_empty() {
@@ -669,6 +821,8 @@ impl Db<'_, '_> {
                 event_id: e.event_id.unwrap_or_default().to_string(),
             });
         }
+        self.heads
+            .set(e.capability_id, e.grant_index, chain_n, hash);
         Ok(spi(t.first().get::<i64>(1)).expect("event_seq is NOT NULL"))
     }
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The upgrade test (make upgrade, part of make test): 0.1.0's install SQL
-# (kept here, as are 0.2.0's, 0.3.0's and 0.3.1's, tested the same way at the end) with today's library, a history written through 0.1.0's
+# (kept here, as are 0.2.0's, 0.3.0's, 0.3.1's and 0.4.0's, tested the same way at the end) with today's library, a history written through 0.1.0's
 # functions, ALTER EXTENSION spendguard UPDATE, then
 #  (a) the upgraded schema equals a fresh install (normalized pg_dump diff),
 #  (b) every old row is intact and verify() is clean in every tenant.
@@ -52,6 +52,10 @@ INSERT INTO spendguard.budget_event (tenant_id, event_seq, event_id, request_fin
   ('globex', 12, NULL, NULL, 'h1', 'gpt', 0, 'authorize_exposure', true, NULL, 7, 0, NULL, 1, 7, 0, NULL, NULL, NULL, 'single_node_atomic');
 SELECT setval('spendguard.commit_seq', 12);
 SQL
+# The columns of a row before the update (0.5.0 adds the chain's columns
+# to budget_event and budget_usage: they are checked by verify()).
+event_cols="tenant_id, event_seq, event_id, request_fingerprint, hold_id, capability_id, grant_index, kind, allowed, denial_reason, recorded_at, exposure_units, realized_spend_units, max_invocations, max_cost_per_invocation, max_total_cost, invocation_count_after, total_cost_exposed_after, total_cost_realized_after, authority_id, lease_id, lease_epoch, guarantee_level"
+usage_cols="tenant_id, capability_id, grant_index, invocation_count, total_cost_exposed, total_cost_realized, seq, updated_at"
 rows() {
   psql_ -d sg_upgrade_old -At -c "
     SELECT format('%s', (tenant_id, capability_id, grant_index, invocation_count, total_cost_exposed,
@@ -59,7 +63,7 @@ rows() {
     UNION ALL SELECT format('%s', (tenant_id, hold_id, capability_id, grant_index, authorized_exposure,
                          remaining_exposure, realized_spend, disposition, authority_id, lease_id,
                          lease_epoch, created_at, updated_at)) FROM spendguard.budget_hold
-    UNION ALL SELECT format('%s', e) FROM spendguard.budget_event e ORDER BY 1"
+    UNION ALL SELECT format('%s', ($event_cols)) FROM spendguard.budget_event e ORDER BY 1"
 }
 before=$(rows)
 psql_ -d sg_upgrade_old -c "ALTER EXTENSION spendguard UPDATE"
@@ -138,7 +142,7 @@ bad=$(psql_ -d sg_upgrade_old -At -c "SET spendguard.tenant = 'acme'; SELECT cou
 n=$(echo "$before" | wc -l)
 echo "upgrade 0.1.0 -> $version: schema and catalog ($lines objects) equal to a fresh install, $n rows intact, verify() clean"
 
-# From 0.2.0, 0.3.0 and 0.3.1 (their install SQL is kept here too): a history
+# From 0.2.0, 0.3.0, 0.3.1 and 0.4.0 (their install SQL is kept here too): a history
 # written by real calls (today's library writes their tables as they did),
 # then UPDATE.
 from_release() {
@@ -165,9 +169,9 @@ SELECT spendguard.budget_try_increment('tool', 0, 5);
 SQL
   rows_of() {
     psql_ -d "$db" -At -c "
-      SELECT format('%s', x) FROM spendguard.budget_usage x
+      SELECT format('%s', ($usage_cols)) FROM spendguard.budget_usage x
       UNION ALL SELECT format('%s', x) FROM spendguard.budget_hold x
-      UNION ALL SELECT format('%s', x) FROM spendguard.budget_event x
+      UNION ALL SELECT format('%s', ($event_cols)) FROM spendguard.budget_event x
       UNION ALL SELECT format('%s', x) FROM spendguard.daily_spend x
       UNION ALL SELECT format('%s', x) FROM spendguard.tool_call x ORDER BY 1"
   }
@@ -190,6 +194,19 @@ SQL
   rm -f "$here/catalog.diff" "$here/catalog.fresh" "$here/catalog.upgraded"
   after=$(rows_of)
   [ "$before" = "$after" ] || { echo "rows changed by the $from upgrade" >&2; diff <(echo "$before") <(echo "$after") >&2; exit 1; }
+  # the history written before the update is chained: every budget with
+  # events has a head, and verify() (which walks every link) is clean
+  got=$(psql_ -d "$db" -At <<'SQL'
+SET spendguard.tenant = 'acme';
+SELECT (SELECT count(*) FROM spendguard.chain_heads()) =
+       (SELECT count(DISTINCT (capability_id, grant_index)) FROM spendguard.budget_event
+        WHERE tenant_id = 'acme'),
+       (SELECT count(*) FROM spendguard.budget_event WHERE hash = spendguard.event_hash(budget_event)
+          AND tenant_id = 'acme') = (SELECT count(*) FROM spendguard.budget_event WHERE tenant_id = 'acme'),
+       (SELECT count(*) FROM spendguard.verify());
+SQL
+)
+  [ "$got" = $'SET\nt|t|0' ] || [ "$got" = $'t|t|0' ] || { echo "the chain of the history written before the update from $from: $got" >&2; exit 1; }
   # retiring works on the upgraded database: h1 and r1 retire, h2 (open)
   # keeps the rest, and verify() stays clean
   got=$(psql_ -d "$db" -At <<'SQL'
@@ -229,6 +246,7 @@ SQL
 from_release 0.2.0
 from_release 0.3.0
 from_release 0.3.1
+from_release 0.4.0
 
 # 0.3.1 makes monitor_spend_by_group again (its spend_micros is numeric
 # now): the SELECT an admin granted on it survives the update.
@@ -246,9 +264,12 @@ GRANT SELECT ON spendguard.monitor_spend_by_group, spendguard.monitor_open_holds
 -- are not used after it
 SELECT spendguard.spend_charge('u', 'g', 1);
 SELECT spendguard.usage_cap_charge('api', 'user', 'u', 1, 100, '1 hour');
+SELECT spendguard.budget_authorize_hold('gpt', 0, 5, hold_id => 'x1');
 ALTER EXTENSION spendguard UPDATE;
 SELECT spendguard.spend_charge('u', 'g', 1);
 SELECT spendguard.usage_cap_charge('api', 'user', 'u', 1, 100, '1 hour');
+SELECT spendguard.budget_capture_hold(hold_id => 'x1', realized_spend => 4);
+SELECT spendguard.budget_authorize_hold('gpt', 0, 5, hold_id => 'x2');
 SQL
 got=$(psql_ -d sg_upgrade_grants -At -c "
   SELECT has_table_privilege('sg_upgrade_monitor', 'spendguard.monitor_spend_by_group', 'SELECT'),
@@ -257,7 +278,9 @@ got=$(psql_ -d sg_upgrade_grants -At -c "
          (SELECT format_type(atttypid, atttypmod) FROM pg_attribute
           WHERE attrelid = 'spendguard.monitor_spend_by_group'::regclass AND attname = 'spend_micros'),
          spendguard.spend_since('u', 'g', now() - interval '1 day'),
-         (SELECT used FROM spendguard.usage_cap_check('api', 'user', 'u', 100, '1 hour'))")
-[ "$got" = "t|t|f|numeric|2|2" ] || { echo "grants and calls across the update from 0.3.0: $got" >&2; exit 1; }
-echo "upgrade 0.3.0 -> $version keeps the grants on the monitoring view it makes again; one session serves calls across the update"
-echo "5 passed, 0 failed"
+         (SELECT used FROM spendguard.usage_cap_check('api', 'user', 'u', 100, '1 hour')),
+         (SELECT string_agg(chain_n::text, ',' ORDER BY event_seq) FROM spendguard.budget_event),
+         (SELECT count(*) FROM spendguard.verify())")
+[ "$got" = "t|t|f|numeric|2|2|1,2,3|0" ] || { echo "grants and calls across the update from 0.3.0: $got" >&2; exit 1; }
+echo "upgrade 0.3.0 -> $version keeps the grants on the monitoring view it makes again; one session serves calls across the update (its hold events chained by the update and after it)"
+echo "6 passed, 0 failed"

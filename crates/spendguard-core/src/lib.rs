@@ -4,6 +4,7 @@
 
 pub mod alert;
 pub mod budget;
+pub mod chain;
 pub mod enums;
 pub mod error;
 pub mod fingerprint;
