@@ -64,7 +64,12 @@ pgrx::extension_sql_file!("../sql/retire.sql", name = "retire", requires = ["ver
 pgrx::extension_sql_file!(
     "../sql/chain.sql",
     name = "chain_schema",
-    requires = [chain::event_link, chain::checkpoint_link, budget::current_tenant, "retire"]
+    requires = [
+        chain::event_link,
+        chain::checkpoint_link,
+        budget::current_tenant,
+        "retire"
+    ]
 );
 pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 

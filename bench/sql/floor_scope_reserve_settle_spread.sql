@@ -13,11 +13,12 @@ WITH s AS (SELECT x.scope, 'scope:' || left(encode(sha256(int8send(octet_length(
                WHERE h.tenant_id = 'floor' AND h.capability_id = s.cap AND h.grant_index >= d.day AND h.grant_index < d.day + 1
                  AND h.disposition = 'open' AND h.expires_at IS NOT NULL AND h.expires_at > now())
             + 5 <= b.limit_micros), true) AS fits FROM b JOIN s USING (scope)),
-     u AS (UPDATE spendguard.budget_usage u SET invocation_count = u.invocation_count + 1,
+     u AS (UPDATE spendguard.budget_usage u SET chain_n = u.chain_n + 1, chain_hash = sha256(coalesce(u.chain_hash, '\x'::bytea) || int8send(u.invocation_count)),
+               invocation_count = u.invocation_count + 1,
              total_cost_exposed = u.total_cost_exposed + 5, seq = nextval('spendguard.commit_seq'), updated_at = now()
            FROM s, d WHERE u.tenant_id = 'floor' AND u.capability_id = s.cap AND u.grant_index = d.day
              AND (SELECT fits FROM ok)
-           RETURNING s.scope, u.capability_id, u.grant_index, u.seq, u.invocation_count, u.total_cost_exposed,
+           RETURNING u.chain_n AS chain_n, u.chain_hash AS chain_hash, s.scope, u.capability_id, u.grant_index, u.seq, u.invocation_count, u.total_cost_exposed,
              u.total_cost_realized),
      h AS (INSERT INTO spendguard.budget_hold (tenant_id, hold_id, capability_id, grant_index,
              authorized_exposure, remaining_exposure, expires_at)
@@ -26,9 +27,11 @@ WITH s AS (SELECT x.scope, 'scope:' || left(encode(sha256(int8send(octet_length(
            RETURNING hold_id, capability_id),
      e AS (INSERT INTO spendguard.budget_event (tenant_id, event_seq, hold_id, capability_id, grant_index, kind,
              allowed, exposure_units, invocation_count_after, total_cost_exposed_after,
-             total_cost_realized_after, guarantee_level)
+             total_cost_realized_after, guarantee_level, chain_n, prev_hash, hash)
            SELECT 'floor', u.seq, h.hold_id, u.capability_id, u.grant_index, 'authorize_exposure', true, 5,
-             u.invocation_count, u.total_cost_exposed, u.total_cost_realized, 'single_node_atomic'
+             u.invocation_count, u.total_cost_exposed, u.total_cost_realized, 'single_node_atomic', u.chain_n, coalesce((SELECT e.hash FROM spendguard.budget_event e
+    WHERE e.tenant_id = 'floor' AND e.capability_id = u.capability_id AND e.grant_index = u.grant_index
+    ORDER BY e.event_seq DESC LIMIT 1), '\x'::bytea), u.chain_hash
            FROM u JOIN h USING (capability_id))
 INSERT INTO spendguard.scope_reservation (tenant_id, hold_id, scopes, at, estimate_micros, expires_at)
 SELECT 'floor', :client_id || '-' || :r, ARRAY(SELECT scope FROM s ORDER BY scope COLLATE "C"), now(), 5,
@@ -45,13 +48,16 @@ WITH r AS (UPDATE spendguard.scope_reservation SET status = 'settled', cost_micr
            FROM s WHERE h.tenant_id = 'floor' AND h.hold_id = 'scope-hold:' || left(encode(sha256(int8send(octet_length(:client_id || '-' || :r)::int8) || convert_to(:client_id || '-' || :r, 'UTF8') || int8send(octet_length(s.scope)::int8) || convert_to(s.scope, 'UTF8')), 'hex'), 32) AND h.disposition = 'open'
              AND (SELECT count(*) FROM b) >= 0
            RETURNING h.hold_id, h.capability_id, h.grant_index, 5 AS amount),
-     u AS (UPDATE spendguard.budget_usage u SET total_cost_exposed = u.total_cost_exposed - h.amount,
+     u AS (UPDATE spendguard.budget_usage u SET chain_n = u.chain_n + 1, chain_hash = sha256(coalesce(u.chain_hash, '\x'::bytea) || int8send(u.invocation_count)),
+               total_cost_exposed = u.total_cost_exposed - h.amount,
              total_cost_realized = u.total_cost_realized + 3, seq = nextval('spendguard.commit_seq'), updated_at = now()
            FROM h WHERE u.tenant_id = 'floor' AND u.capability_id = h.capability_id AND u.grant_index = h.grant_index
-           RETURNING u.capability_id, u.grant_index, u.seq, u.invocation_count, u.total_cost_exposed, u.total_cost_realized)
+           RETURNING u.chain_n AS chain_n, u.chain_hash AS chain_hash, u.capability_id, u.grant_index, u.seq, u.invocation_count, u.total_cost_exposed, u.total_cost_realized)
 INSERT INTO spendguard.budget_event (tenant_id, event_seq, hold_id, capability_id, grant_index, kind,
   allowed, exposure_units, realized_spend_units, invocation_count_after, total_cost_exposed_after,
-  total_cost_realized_after, guarantee_level)
+  total_cost_realized_after, guarantee_level, chain_n, prev_hash, hash)
 SELECT 'floor', u.seq, h.hold_id, u.capability_id, u.grant_index, 'reconcile_spend', true, 5, 3,
-  u.invocation_count, u.total_cost_exposed, u.total_cost_realized, 'single_node_atomic'
+  u.invocation_count, u.total_cost_exposed, u.total_cost_realized, 'single_node_atomic', u.chain_n, coalesce((SELECT e.hash FROM spendguard.budget_event e
+    WHERE e.tenant_id = 'floor' AND e.capability_id = u.capability_id AND e.grant_index = u.grant_index
+    ORDER BY e.event_seq DESC LIMIT 1), '\x'::bytea), u.chain_hash
 FROM u JOIN h USING (capability_id);

@@ -186,9 +186,11 @@ static LOCK_EXPIRED_HOLDS: Stmt = Stmt {
 // prev_hash, hash). The caller computes the link from these same values
 // (spendguard_core::chain::event_link), so event_seq and recorded_at are
 // parameters, not nextval() and now() in the statement.
+#[rustfmt::skip]
 const WRITE_TYPES: &[PgOid] = &[
     TEXT, TEXT, INT4, INT8, INT8, INT8, TEXT, TEXT, TEXT, TEXT, BOOL, TEXT, INT8, INT8, INT8, INT8,
-    INT8, TEXT, TEXT, INT8, TEXT, INT8, INT8, TEXT, INTERVAL, INT8, TIMESTAMPTZ, INT8, BYTEA, BYTEA,
+    INT8, TEXT, TEXT, INT8, TEXT, INT8, INT8, TEXT, INTERVAL,
+    INT8, TIMESTAMPTZ, INT8, BYTEA, BYTEA,
 ];
 
 /// The event INSERT. `$conflict` is the ON CONFLICT clause for a call with
@@ -413,7 +415,9 @@ impl Heads {
             .0
             .iter()
             .find(|h| h.0 == cap && h.1 == grant)
-            .unwrap_or_else(|| panic!("spendguard: an event of \"{cap}\" without its budget's lock"));
+            .unwrap_or_else(|| {
+                panic!("spendguard: an event of \"{cap}\" without its budget's lock")
+            });
         (h.2, h.3)
     }
 }
@@ -426,7 +430,10 @@ fn next_commit_seq() -> i64 {
     unsafe {
         let ns = pgrx::pg_sys::get_namespace_oid(c"spendguard".as_ptr(), false);
         let seq = pgrx::pg_sys::get_relname_relid(c"commit_seq".as_ptr(), ns);
-        assert!(seq != pgrx::pg_sys::InvalidOid, "spendguard.commit_seq is missing");
+        assert!(
+            seq != pgrx::pg_sys::InvalidOid,
+            "spendguard.commit_seq is missing"
+        );
         pgrx::direct_function_call::<i64>(pgrx::pg_sys::nextval_oid, &[seq.into_datum()])
     }
     .expect("nextval returns a bigint")

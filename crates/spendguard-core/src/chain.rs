@@ -7,8 +7,8 @@
 //! The encoding (version 1), the bytes hashed with SHA-256:
 //!
 //! ```text
-//! "spendguard-chain" | version u8 = 1 | record u8 (0 genesis, 1 event, 2 checkpoint)
-//! | prev_hash (32 bytes; absent for a genesis) | field count u32
+//! "spendguard-chain" | version u8 = 1 | record u8 (0 genesis, 1 event, 2 checkpoint, 3 root)
+//! | prev_hash (32 bytes; none for a genesis or a root) | field count u32 (not for a root)
 //! | each field: tag u8 | length u32 | payload (none for NULL)
 //! ```
 //!

@@ -544,6 +544,7 @@ fn acknowledged_calls_survive_sigkill_of_the_server() {
     let started = Instant::now();
     let mut rng = Rng::new(clock_seed());
     let mut killed = 0;
+    let mut anchors: Vec<(String, i32, i64, String)> = Vec::new();
     for round in 0..rounds {
         let before = acks.lock().unwrap().len();
         let workers: Vec<_> = (0..8)
@@ -579,6 +580,31 @@ fn acknowledged_calls_survive_sigkill_of_the_server() {
             broken.is_empty(),
             "round {round}: verify() found {broken:#?}"
         );
+        // the chain (SPEC §9): verify() above walked every link; the heads
+        // anchored after the previous restart are still links of it
+        for (cap, grant, n, hash) in &anchors {
+            let at: String = c
+                .query_one(
+                    "SELECT spendguard.verify_anchor($1, $2, $3, $4)",
+                    &[cap, grant, n, hash],
+                )
+                .unwrap()
+                .get(0);
+            assert!(
+                at == "ok" || at == "retired",
+                "round {round}: the anchor ({cap}, {grant}, {n}) taken after the last restart says {at}"
+            );
+        }
+        anchors = c
+            .query(
+                "SELECT capability_id, grant_index, chain_n, hash FROM spendguard.chain_heads()",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect();
+        assert!(!anchors.is_empty(), "round {round}: no chain head");
         for r in c
             .query(
                 "SELECT capability_id, total_cost_exposed + total_cost_realized \

@@ -116,6 +116,12 @@ struct Pools {
     int4_array: Vec<String>,
     int8_array: Vec<String>,
     roles: Vec<String>,
+    bytea: Vec<String>,
+    boolean: Vec<String>,
+    /// rows of budget_event and budget_checkpoint (the chain's hash
+    /// functions take them), as composite literals
+    event: Vec<String>,
+    checkpoint: Vec<String>,
 }
 
 impl Pools {
@@ -279,6 +285,23 @@ impl Pools {
             ]),
             int8_array: s(&["{}", "{1,2,3}", "{NULL}", "{-1}", "{9223372036854775807}"]),
             roles: s(&["postgres", "pg_monitor"]),
+            bytea: {
+                let mut b = s(&["\\x", "\\x00"]);
+                b.push(format!("\\x{}", "ab".repeat(32)));
+                b.push(format!("\\x{}", "ab".repeat(33)));
+                b
+            },
+            boolean: s(&["true", "false"]),
+            event: s(&[
+                "(t,1,,,,c,0,authorize_exposure,t,,\"2026-01-01 00:00+00\",1,0,,,,1,1,0,,,,x,1,\"\\\\x00\",\"\\\\x00\")",
+                "(t,-1,e,f,h,c,-5,release_exposure,f,max_total_cost,infinity,-1,-1,-1,-1,-1,-1,-1,-1,a,l,-1,x,,,)",
+                "(,,,,,,,,,,,,,,,,,,,,,,,,,)",
+            ]),
+            checkpoint: s(&[
+                "(t,c,0,1,\"2026-01-01 00:00+00\",\"2026-01-01 00:00+00\",1,1,0,0,-1.50,1,0,0,1,\"\\\\x00\",2,\"\\\\x00\",\"\\\\x00\")",
+                "(t,c,0,1,-infinity,infinity,1,1,0,0,1e10,1,0,0,,,,,)",
+                "(,,,,,,,,,,,,,,,,,,)",
+            ]),
         }
     }
 
@@ -301,6 +324,10 @@ impl Pools {
             "bigint[]" => &self.int8_array,
             // existing roles only: a name that is no role fails in the cast
             "regrole" => &self.roles,
+            "bytea" => &self.bytea,
+            "boolean" => &self.boolean,
+            "spendguard.budget_event" => &self.event,
+            "spendguard.budget_checkpoint" => &self.checkpoint,
             other => panic!("the fuzzer has no values for arguments of type {other}: add a pool"),
         };
         Some(rng.pick(pool).clone())

@@ -332,7 +332,13 @@ fn verify_checks_checkpoints_and_retired_holds() {
         has("budget ('c', 0)", "checkpoint.retired_holds"),
         "{rows:#?}"
     );
-    assert_eq!(rows.len(), 4, "{rows:#?}"); // h2 also breaks b's exposure split
+    // a checkpoint is a link of its budget's hash chain (SPEC §9)
+    assert!(
+        rows.iter()
+            .any(|r| r.1 == "chain" && r.0.ends_with("of budget ('a', 0)")),
+        "{rows:#?}"
+    );
+    assert_eq!(rows.len(), 5, "{rows:#?}"); // h2 also breaks b's exposure split
 }
 
 /// Retiring is not for callers: PUBLIC cannot run it, a role it is granted
