@@ -119,15 +119,39 @@ WORKLOADS = [
      "`sha256()` of the same document's text", None),
 ]
 WORKLOADS = [w for w in WORKLOADS if not ONLY or w[0] in ONLY]
-SIDES = ["sg", "floor", "base", "peer"]
+SIDES = ["sg", "floor", "base", "peer", "unchained"]
 PEER_READY = set()
+# The hash chain's cost (SPEC §9): the same spendguard calls in a database
+# created at 0.4.0, whose schema has no chain. The same library serves it
+# with its 0.4.0 statements (crate::spi::Versioned): events without links,
+# no head on the budget row, no hash computed; nothing else differs.
+UNCHAINED_DB = "spendguard_bench_unchained"
+UNCHAINED_KEYS = ["authorize_spread", "authorize_hot", "authorize_capture"]
+UNCHAINED_READY = set()
 
 
 def sides_of(key):
     """The sides a workload has: the bare-UPDATE reference and a peer are optional."""
     base = dict((w[0], w[4]) for w in WORKLOADS)[key]
     peer = key in PEER_READY and (SQL / f"peer_{key}.sql").exists()
-    return [s for s in SIDES if (s != "base" or base) and (s != "peer" or peer)]
+    return [s for s in SIDES if (s != "base" or base) and (s != "peer" or peer)
+            and (s != "unchained" or key in UNCHAINED_READY)]
+
+
+def setup_unchained():
+    """The database at 0.4.0 for the unchained side, with the budgets the
+    authorize workloads use."""
+    keys = [w[0] for w in WORKLOADS if w[0] in UNCHAINED_KEYS]
+    if not keys:
+        return
+    psql(f"DROP DATABASE IF EXISTS {UNCHAINED_DB}", db="postgres")
+    psql(f"CREATE DATABASE {UNCHAINED_DB}", db="postgres")
+    psql("CREATE EXTENSION spendguard VERSION '0.4.0'", db=UNCHAINED_DB)
+    psql("SELECT count(spendguard.budget_authorize_hold('b' || k, 0, 0)) FROM generate_series(1, 10000) k",
+         db=UNCHAINED_DB)
+    psql("SELECT spendguard.budget_authorize_hold('hot', 0, 0)", db=UNCHAINED_DB)
+    psql("VACUUM ANALYZE", db=UNCHAINED_DB)
+    UNCHAINED_READY.update(keys)
 
 
 def setup_peers():
@@ -184,14 +208,17 @@ def wal():
 def script_of(key, side):
     if side == "base":
         return dict((w[0], w[4]) for w in WORKLOADS)[key]
+    if side == "unchained":
+        return f"sg_{key}.sql"
     return f"{side}_{key}.sql"
 
 
-def pgbench(script, clients, tag):
+def pgbench(script, clients, tag, db=None):
     prefix = OUT / tag
     for old in OUT.glob(f"{tag}.*"):
         old.unlink()
-    db = PEERS[script[len("peer_"):-len(".sql")]][1] if script.startswith("peer_") else DB
+    if db is None:
+        db = PEERS[script[len("peer_"):-len(".sql")]][1] if script.startswith("peer_") else DB
     cmd = [f"{PG_BIN}/pgbench", "-n", "-M", MODE, "-h", SOCK, "-p", PORT, "-U", "postgres",
            "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(SECONDS),
            "-f", str(SQL / script), "-l", f"--log-prefix={prefix}", db]
@@ -409,6 +436,7 @@ def main():
                     "-U", "postgres", "-d", DB, "-f", str(SQL / "setup.sql")],
                    check=True, capture_output=True)
     peer = setup_peers()
+    setup_unchained()
     counts = statement_counts() if STATEMENTS else {}
     results = {}
     turn = 0
@@ -422,7 +450,8 @@ def main():
                 turn += 1
                 for side in order:
                     psql("CHECKPOINT")
-                    r = pgbench(script_of(key, side), clients, f"{key}-{clients}-{side}")
+                    r = pgbench(script_of(key, side), clients, f"{key}-{clients}-{side}",
+                                db=UNCHAINED_DB if side == "unchained" else None)
                     runs[side].append(r)
                     print(f"{title:30} {clients:3} cl run {run + 1} {side:5} {r['tps']:10.1f} tps "
                           f"p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms", flush=True)
@@ -458,6 +487,21 @@ def main():
             lines.append(f"| {title} | {c} | {sg['tps']:.0f} | {sg['p50_ms']:.2f} | {sg['p99_ms']:.2f} | "
                          f"{fl['tps']:.0f} | **{sg['tps'] / fl['tps']:.2f}** | {bare} | "
                          f"{sg['runs']}; {fl['runs']} |")
+    chained = [(key, title) for key, title, *_ in WORKLOADS if "unchained" in results[(key, CLIENTS[0])]]
+    if chained:
+        lines += ["", "## The hash chain (SPEC §9)", "",
+                  "The same spendguard calls in a database created at 0.4.0, whose schema has no "
+                  "chain: this library serves it with its 0.4.0 statements (events without links, "
+                  "no head on the budget row, no hash computed), in runs alternating with the "
+                  "others. The chain's cost is 1 − chained / unchained.", "",
+                  "| workload | clients | chained tps | unchained tps | chained / unchained | chain's cost |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for key, title in chained:
+            for c in CLIENTS:
+                r = results[(key, c)]
+                ratio = r["sg"]["tps"] / r["unchained"]["tps"]
+                lines.append(f"| {title} | {c} | {r['sg']['tps']:.0f} | {r['unchained']['tps']:.0f} | "
+                             f"{ratio:.3f} | {(1 - ratio) * 100:.1f} % |")
     peered = [(key, title) for key, title, *_ in WORKLOADS if "peer" in results[(key, CLIENTS[0])]]
     if peered:
         lines += ["", "## Peers", "",

@@ -157,7 +157,12 @@ pub(crate) use versioned;
 
 impl Versioned {
     pub fn pick(&'static self) -> &'static Stmt {
-        if (self.has)() {
+        self.pick_if((self.has)())
+    }
+
+    /// `current` when the caller found the schema has what it needs.
+    pub fn pick_if(&'static self, current: bool) -> &'static Stmt {
+        if current {
             &self.current
         } else {
             &self.legacy

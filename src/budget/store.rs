@@ -388,29 +388,29 @@ pub(super) struct NewEvent<'a> {
 /// with each budget's row lock, advanced by each event the call writes on
 /// it, so a link is appended to the head as it is under that lock.
 #[derive(Default)]
-pub struct Heads(Vec<(String, i32, i64, Hash)>);
+pub struct Heads(Vec<(String, i32, i64, Option<Hash>)>);
 
 impl Heads {
     /// Remembers a budget's head as its locking statement read it (columns
     /// `n` and `n + 1` of `t`: chain_n and chain_hash).
-    fn read(&mut self, tenant: &str, cap: &str, grant: i32, t: &SpiTupleTable<'_>, n: usize) {
+    /// `None` before the budget's first link.
+    fn read(&mut self, cap: &str, grant: i32, t: &SpiTupleTable<'_>, n: usize) {
         let chain_n: i64 = spi(t.get(n)).unwrap_or(0);
-        let hash = match spi(t.get::<Vec<u8>>(n + 1)) {
-            Some(h) => Hash::try_from(h.as_slice())
-                .unwrap_or_else(|_| panic!("spendguard: chain head of \"{cap}\" is not 32 bytes")),
-            None => chain::genesis(tenant, cap, grant),
-        };
+        let hash = spi(t.get::<Vec<u8>>(n + 1)).map(|h| {
+            Hash::try_from(h.as_slice())
+                .unwrap_or_else(|_| panic!("spendguard: chain head of \"{cap}\" is not 32 bytes"))
+        });
         self.set(cap, grant, chain_n, hash);
     }
 
-    fn set(&mut self, cap: &str, grant: i32, chain_n: i64, hash: Hash) {
+    fn set(&mut self, cap: &str, grant: i32, chain_n: i64, hash: Option<Hash>) {
         match self.0.iter_mut().find(|h| h.0 == cap && h.1 == grant) {
             Some(h) => (h.2, h.3) = (chain_n, hash),
             None => self.0.push((cap.to_string(), grant, chain_n, hash)),
         }
     }
 
-    fn get(&self, cap: &str, grant: i32) -> (i64, Hash) {
+    fn get(&self, cap: &str, grant: i32) -> (i64, Option<Hash>) {
         let h = self
             .0
             .iter()
@@ -539,7 +539,7 @@ impl Db<'_, '_> {
             );
             if !t.is_empty() {
                 let t = t.first();
-                self.heads.read(self.tenant, cap, grant, &t, 5);
+                self.heads.read(cap, grant, &t, 5);
                 return (usage_of(&t), spi(t.get::<bool>(4)).unwrap_or(false));
             }
             self.run(
@@ -572,7 +572,7 @@ impl Db<'_, '_> {
             expires_at: spi(r.get::<TimestampWithTimeZone>(13)).map(i64::from),
         };
         self.heads
-            .read(self.tenant, &hold.capability_id, hold.grant_index, &r, 14);
+            .read(&hold.capability_id, hold.grant_index, &r, 14);
         Some((usage_of(&r), hold))
     }
 
@@ -663,7 +663,7 @@ impl Db<'_, '_> {
             return None;
         }
         let r = t.first();
-        self.heads.read(self.tenant, cap, grant, &r, 4);
+        self.heads.read(cap, grant, &r, 4);
         Some(usage_of(&r))
     }
 
@@ -739,7 +739,10 @@ impl Db<'_, '_> {
             (HoldWrite::Open(_), true) => &WRITE_OPEN_HOLD,
             (HoldWrite::Update(_), true) => &WRITE_UPDATE_HOLD,
         };
-        let stmt = write[usize::from(e.event_id.is_some())].pick();
+        // 0.4.0's schema (until ALTER EXTENSION UPDATE) has no chain: its
+        // statements, and no hash computed
+        let chained = crate::spi::chained();
+        let stmt = write[usize::from(e.event_id.is_some())].pick_if(chained);
         let (h, ttl) = match hold {
             HoldWrite::Update(h) => (Some(h), None),
             HoldWrite::Open(ttl) => (None, ttl),
@@ -751,35 +754,44 @@ impl Db<'_, '_> {
         let seq = next_commit_seq();
         let recorded_at = crate::args::now();
         let chain_n = head_n + 1;
-        let hash = chain::event_link(
-            &prev,
-            &chain::Event {
-                tenant_id: self.tenant,
-                event_seq: seq,
-                event_id: e.event_id,
-                request_fingerprint: e.fingerprint,
-                hold_id: e.hold_id,
-                capability_id: e.capability_id,
-                grant_index: e.grant_index,
-                kind: e.kind,
-                allowed: e.allowed,
-                denial_reason: e.denial_reason,
-                recorded_at,
-                exposure_units: e.exposure_units,
-                realized_spend_units: e.realized_spend_units,
-                max_invocations: e.limits[0],
-                max_cost_per_invocation: e.limits[1],
-                max_total_cost: e.limits[2],
-                invocation_count_after: u.invocation_count,
-                total_cost_exposed_after: u.exposed,
-                total_cost_realized_after: u.realized,
-                authority_id: a.map(|a| a.authority_id.as_str()),
-                lease_id: a.map(|a| a.lease_id.as_str()),
-                lease_epoch: a.map(|a| a.lease_epoch),
-                guarantee_level: e.guarantee_level,
-                chain_n,
-            },
-        );
+        let prev = match prev {
+            Some(p) => p,
+            None if chained => chain::genesis(self.tenant, e.capability_id, e.grant_index),
+            None => [0; 32],
+        };
+        let hash = if !chained {
+            [0; 32]
+        } else {
+            chain::event_link(
+                &prev,
+                &chain::Event {
+                    tenant_id: self.tenant,
+                    event_seq: seq,
+                    event_id: e.event_id,
+                    request_fingerprint: e.fingerprint,
+                    hold_id: e.hold_id,
+                    capability_id: e.capability_id,
+                    grant_index: e.grant_index,
+                    kind: e.kind,
+                    allowed: e.allowed,
+                    denial_reason: e.denial_reason,
+                    recorded_at,
+                    exposure_units: e.exposure_units,
+                    realized_spend_units: e.realized_spend_units,
+                    max_invocations: e.limits[0],
+                    max_cost_per_invocation: e.limits[1],
+                    max_total_cost: e.limits[2],
+                    invocation_count_after: u.invocation_count,
+                    total_cost_exposed_after: u.exposed,
+                    total_cost_realized_after: u.realized,
+                    authority_id: a.map(|a| a.authority_id.as_str()),
+                    lease_id: a.map(|a| a.lease_id.as_str()),
+                    lease_epoch: a.map(|a| a.lease_epoch),
+                    guarantee_level: e.guarantee_level,
+                    chain_n,
+                },
+            )
+        };
         let t = self.run(
             stmt,
             &[
@@ -829,7 +841,7 @@ impl Db<'_, '_> {
             });
         }
         self.heads
-            .set(e.capability_id, e.grant_index, chain_n, hash);
+            .set(e.capability_id, e.grant_index, chain_n, Some(hash));
         Ok(spi(t.first().get::<i64>(1)).expect("event_seq is NOT NULL"))
     }
 }

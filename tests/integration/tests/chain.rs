@@ -438,28 +438,40 @@ fn sixteen_writers_never_fork_a_chain() {
     });
     retirer.join().unwrap();
     let mut c = connect(&tenant);
-    // along event_seq, chain_n is dense and each prev_hash is the previous hash
-    let (events, dense, linked, head): (i64, bool, bool, bool) = {
+    // the kept links (events, and checkpoint links after the newest cut):
+    // chain_n dense from the cut, each prev_hash the previous link's hash,
+    // the head the last link; and along event_seq, chain_n only grows
+    let (events, dense, linked, head, ordered): (i64, bool, bool, bool, bool) = {
         let r = c
             .query_one(
-                "WITH e AS (SELECT event_seq, chain_n, prev_hash, hash, \
-                   lag(chain_n) OVER w AS prev_n, lag(hash) OVER w AS prev FROM spendguard.budget_event \
+                "WITH k AS (SELECT coalesce(max(cut_chain_n), 0) AS cut FROM spendguard.budget_checkpoint \
+                   WHERE tenant_id = spendguard.current_tenant() AND capability_id = 'b'), \
+                 l AS (SELECT chain_n, prev_hash, hash, event_seq FROM spendguard.budget_event \
                    WHERE tenant_id = spendguard.current_tenant() AND capability_id = 'b' \
-                   WINDOW w AS (ORDER BY event_seq)) \
-                 SELECT count(*), bool_and(prev_n IS NULL OR chain_n = prev_n + 1), \
+                   UNION ALL SELECT chain_n, prev_hash, hash, NULL FROM spendguard.budget_checkpoint, k \
+                   WHERE tenant_id = spendguard.current_tenant() AND capability_id = 'b' AND chain_n > k.cut), \
+                 w AS (SELECT l.*, lag(chain_n) OVER (ORDER BY chain_n) AS prev_n, \
+                   lag(hash) OVER (ORDER BY chain_n) AS prev FROM l), \
+                 s AS (SELECT chain_n, lag(chain_n) OVER (ORDER BY event_seq) AS before FROM l \
+                   WHERE event_seq IS NOT NULL) \
+                 SELECT (SELECT count(*) FROM l WHERE event_seq IS NOT NULL), \
+                   bool_and(CASE WHEN prev_n IS NULL THEN chain_n = (SELECT cut FROM k) + 1 \
+                                 ELSE chain_n = prev_n + 1 END), \
                    bool_and(prev IS NULL OR prev_hash = prev), \
-                   (SELECT u.chain_n = max(e.chain_n) FROM spendguard.budget_usage u \
-                    WHERE u.tenant_id = spendguard.current_tenant() AND u.capability_id = 'b') \
-                 FROM e",
+                   (SELECT u.chain_n = max(w.chain_n) FROM spendguard.budget_usage u \
+                    WHERE u.tenant_id = spendguard.current_tenant() AND u.capability_id = 'b'), \
+                   (SELECT bool_and(before IS NULL OR chain_n > before) FROM s) \
+                 FROM w",
                 &[],
             )
             .unwrap();
-        (r.get(0), r.get(1), r.get(2), r.get(3))
+        (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))
     };
     assert!(events > 0);
     assert!(dense, "chain_n has a gap or a fork");
     assert!(linked, "a prev_hash is not the previous link's hash");
     assert!(head, "the head is not the last link");
+    assert!(ordered, "chain_n does not follow event_seq");
     assert_verified(&mut c);
 }
 
