@@ -64,21 +64,25 @@ pub enum Record {
 }
 
 fn field(h: &mut Sha256, f: &Field<'_>) {
-    let (tag, payload): (u8, Vec<u8>) = match *f {
-        Field::Null => (0, Vec::new()),
-        Field::Text(s) => (1, s.as_bytes().to_vec()),
-        Field::Int8(v) => (2, v.to_be_bytes().to_vec()),
-        Field::Int4(v) => (3, v.to_be_bytes().to_vec()),
-        Field::Bool(v) => (4, vec![u8::from(v)]),
-        Field::Time(v) => (5, v.to_be_bytes().to_vec()),
-        Field::Bytes(b) => (6, b.to_vec()),
-        Field::Numeric(s) => (7, s.as_bytes().to_vec()),
+    let (tag, payload): (u8, &[u8]) = match f {
+        Field::Null => (0, &[]),
+        Field::Text(s) => (1, s.as_bytes()),
+        Field::Int8(v) => return fixed(h, 2, &v.to_be_bytes()),
+        Field::Int4(v) => return fixed(h, 3, &v.to_be_bytes()),
+        Field::Bool(v) => return fixed(h, 4, &[u8::from(*v)]),
+        Field::Time(v) => return fixed(h, 5, &v.to_be_bytes()),
+        Field::Bytes(b) => (6, b),
+        Field::Numeric(s) => (7, s.as_bytes()),
     };
+    fixed(h, tag, payload);
+}
+
+/// tag | length u32 | payload. Ids are at most 1,024 bytes and every other
+/// field is fixed-size: a length never reaches u32::MAX.
+fn fixed(h: &mut Sha256, tag: u8, payload: &[u8]) {
     h.update([tag]);
-    // ids are at most 1,024 bytes and every other field is fixed-size: a
-    // length never reaches u32::MAX
     h.update((payload.len() as u32).to_be_bytes());
-    h.update(&payload);
+    h.update(payload);
 }
 
 /// The one link function: SHA-256 over the versioned, length-prefixed
