@@ -6,7 +6,8 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
-PKGS=(postgresql-15 postgresql-server-dev-15 postgresql-contrib sudo clang libclang-dev pkg-config make pgbouncer)
+PKGS=(postgresql-15 postgresql-server-dev-15 postgresql-contrib sudo clang libclang-dev pkg-config make pgbouncer
+      postgresql-15-auto-failover pg-auto-failover-cli)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

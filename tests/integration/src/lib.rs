@@ -5,6 +5,7 @@
 
 pub mod model;
 pub mod strategies;
+pub mod writers;
 
 use postgres::{Client, NoTls};
 use std::sync::atomic::{AtomicU64, Ordering};
