@@ -26,7 +26,8 @@ CREATE TABLE spendguard.alert (
   claimed_by    text,
   claimed_until timestamptz,
   delivered_at  timestamptz,
-  PRIMARY KEY (id),
+  -- every key starts with the tenant (SPEC §10)
+  PRIMARY KEY (tenant_id, id),
   CHECK ((kind = 'blocked') = (percent IS NULL)),
   CHECK ((claimed_by IS NULL) = (claimed_until IS NULL)),
   -- exactly once: one alert per budget period, kind, threshold and limit
@@ -72,12 +73,12 @@ BEGIN
   PERFORM spendguard.check_reader();
   RETURN QUERY
     UPDATE spendguard.alert a SET claimed_by = consumer, claimed_until = now() + lease
-    FROM (SELECT x.id FROM spendguard.alert x
+    FROM (SELECT x.tenant_id, x.id FROM spendguard.alert x
           WHERE x.tenant_id = spendguard.current_tenant() AND x.delivered_at IS NULL
             AND (x.claimed_until IS NULL OR x.claimed_until <= now())
           ORDER BY x.id LIMIT max_rows
           FOR UPDATE SKIP LOCKED) c
-    WHERE a.id = c.id
+    WHERE a.tenant_id = c.tenant_id AND a.id = c.id
     RETURNING a.*;
 END
 $$;
@@ -92,11 +93,11 @@ BEGIN
   PERFORM spendguard.check_claim(consumer, max_rows, lease);
   RETURN QUERY
     UPDATE spendguard.alert a SET claimed_by = consumer, claimed_until = now() + lease
-    FROM (SELECT x.id FROM spendguard.alert x
+    FROM (SELECT x.tenant_id, x.id FROM spendguard.alert x
           WHERE x.delivered_at IS NULL AND (x.claimed_until IS NULL OR x.claimed_until <= now())
           ORDER BY x.id LIMIT max_rows
           FOR UPDATE SKIP LOCKED) c
-    WHERE a.id = c.id
+    WHERE a.tenant_id = c.tenant_id AND a.id = c.id
     RETURNING a.*;
 END
 $$;

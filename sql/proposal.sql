@@ -5,7 +5,7 @@
 -- failed tool call, and every proposal with how it ended. No nonce material
 -- lives here (see proposal_secret).
 CREATE TABLE spendguard.tool_call (
-  id               uuid        NOT NULL DEFAULT gen_random_uuid() PRIMARY KEY,
+  id               uuid        NOT NULL DEFAULT gen_random_uuid(),
   tenant_id        text        NOT NULL,
   principal_kind   spendguard.principal_kind NOT NULL,
   principal_id     text        NOT NULL,
@@ -31,6 +31,8 @@ CREATE TABLE spendguard.tool_call (
   -- a proposal's content digest (tenant, principal, tool, args_hash): the
   -- key of its dedup look-up and lock; NULL for direct records
   content_key      bigint,
+  -- every key starts with the tenant (SPEC §10)
+  PRIMARY KEY (tenant_id, id),
   -- a proposal has its times; a direct record has none
   CHECK ((status IN ('executed', 'failed')) = (proposed_at IS NULL)),
   CHECK ((proposed_at IS NULL) = (expires_at IS NULL)),
@@ -61,8 +63,9 @@ CREATE INDEX tool_call_stale ON spendguard.tool_call (tenant_id, expires_at)
 -- No foreign key to tool_call: the row of tenant '' below has no proposal.
 CREATE TABLE spendguard.proposal_secret (
   tenant_id  text  NOT NULL,
-  id         uuid  NOT NULL PRIMARY KEY,
-  nonce_hash bytea NOT NULL CHECK (octet_length(nonce_hash) = 32)
+  id         uuid  NOT NULL,
+  nonce_hash bytea NOT NULL CHECK (octet_length(nonce_hash) = 32),
+  PRIMARY KEY (tenant_id, id)
 );
 COMMENT ON TABLE spendguard.proposal_secret IS
   'SHA-256 of each proposal token''s nonce (the nonce itself is never stored)';

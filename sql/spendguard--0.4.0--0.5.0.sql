@@ -9,6 +9,8 @@
 -- chain_genesis, event_hash, checkpoint_hash, chain_heads, chain_root and
 -- verify_anchor; verify() walks the chain and budget_retire_events appends
 -- checkpoint links.
+-- Keys (issue 20, SPEC §10): usage_event, call_event, tool_call,
+-- proposal_secret and alert get primary keys that start with tenant_id.
 --
 -- Every event already in the log is chained here, once, budget by budget
 -- in event_seq order, as the writer would have chained it: an updated
@@ -40,6 +42,15 @@ ALTER TABLE spendguard.budget_checkpoint
     (cut_chain_n IS NULL) = (cut_hash IS NULL) AND (cut_hash IS NULL) = (chain_n IS NULL)
     AND (chain_n IS NULL) = (prev_hash IS NULL) AND (prev_hash IS NULL) = (hash IS NULL)
     AND chain_n > cut_chain_n);
+
+-- SPEC §10: every primary key starts with tenant_id (the five whose key
+-- was the id alone). Each is rebuilt, which takes the table's lock for the
+-- time it takes to build the index.
+ALTER TABLE spendguard.usage_event DROP CONSTRAINT usage_event_pkey, ADD PRIMARY KEY (tenant_id, id);
+ALTER TABLE spendguard.call_event DROP CONSTRAINT call_event_pkey, ADD PRIMARY KEY (tenant_id, id);
+ALTER TABLE spendguard.tool_call DROP CONSTRAINT tool_call_pkey, ADD PRIMARY KEY (tenant_id, id);
+ALTER TABLE spendguard.proposal_secret DROP CONSTRAINT proposal_secret_pkey, ADD PRIMARY KEY (tenant_id, id);
+ALTER TABLE spendguard.alert DROP CONSTRAINT alert_pkey, ADD PRIMARY KEY (tenant_id, id);
 
 CREATE  FUNCTION "event_link"(
 	"prev_hash" bytea, /* Option < & [u8] > */
@@ -267,6 +278,44 @@ ALTER TABLE spendguard.budget_event
   ALTER COLUMN chain_n SET NOT NULL,
   ALTER COLUMN prev_hash SET NOT NULL,
   ALTER COLUMN hash SET NOT NULL;
+
+-- sql/alert.sql: the claim joins by the whole key
+CREATE OR REPLACE FUNCTION spendguard.alert_claim(consumer text, max_rows integer DEFAULT 100,
+                                       lease interval DEFAULT '1 minute')
+RETURNS SETOF spendguard.alert
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+  PERFORM spendguard.check_claim(consumer, max_rows, lease);
+  PERFORM spendguard.check_reader();
+  RETURN QUERY
+    UPDATE spendguard.alert a SET claimed_by = consumer, claimed_until = now() + lease
+    FROM (SELECT x.tenant_id, x.id FROM spendguard.alert x
+          WHERE x.tenant_id = spendguard.current_tenant() AND x.delivered_at IS NULL
+            AND (x.claimed_until IS NULL OR x.claimed_until <= now())
+          ORDER BY x.id LIMIT max_rows
+          FOR UPDATE SKIP LOCKED) c
+    WHERE a.tenant_id = c.tenant_id AND a.id = c.id
+    RETURNING a.*;
+END
+$$;
+
+-- sql/alert.sql: the claim joins by the whole key
+CREATE OR REPLACE FUNCTION spendguard.alert_claim_all(consumer text, max_rows integer DEFAULT 100,
+                                           lease interval DEFAULT '1 minute')
+RETURNS SETOF spendguard.alert
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+  PERFORM spendguard.check_claim(consumer, max_rows, lease);
+  RETURN QUERY
+    UPDATE spendguard.alert a SET claimed_by = consumer, claimed_until = now() + lease
+    FROM (SELECT x.tenant_id, x.id FROM spendguard.alert x
+          WHERE x.delivered_at IS NULL AND (x.claimed_until IS NULL OR x.claimed_until <= now())
+          ORDER BY x.id LIMIT max_rows
+          FOR UPDATE SKIP LOCKED) c
+    WHERE a.tenant_id = c.tenant_id AND a.id = c.id
+    RETURNING a.*;
+END
+$$;
 
 -- sql/verify.sql: verify() walks the chain
 -- spendguard.verify(): the auditor of SPEC §1 "Verifying".
@@ -840,6 +889,8 @@ ALTER FUNCTION spendguard.event_hash(spendguard.budget_event) SECURITY DEFINER S
 ALTER FUNCTION spendguard.checkpoint_hash(spendguard.budget_checkpoint) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION spendguard.verify(text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION spendguard.budget_retire_events(timestamptz, text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.alert_claim(text, integer, interval) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.alert_claim_all(text, integer, interval) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION spendguard.event_link IS
   'The hash of an event link from its stored columns (prev_hash first): SHA-256 over the versioned, length-prefixed encoding of docs/integrity.md; NULL for a malformed link';
 COMMENT ON FUNCTION spendguard.checkpoint_link IS

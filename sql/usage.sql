@@ -2,7 +2,7 @@
 -- The event tables are the record: every recorded use is one row.
 
 CREATE TABLE spendguard.usage_event (
-  id              uuid        NOT NULL DEFAULT gen_random_uuid() PRIMARY KEY,
+  id              uuid        NOT NULL DEFAULT gen_random_uuid(),
   tenant_id       text        NOT NULL,
   integration_id  text        NOT NULL,
   principal_kind  spendguard.principal_kind NOT NULL,
@@ -17,7 +17,10 @@ CREATE TABLE spendguard.usage_event (
   -- 1,024 incompressible bytes an entry holding them passes PostgreSQL's
   -- limit): SHA-256 of the length-prefixed ids (spendguard_core::key)
   window_key      bytea       NOT NULL
-                  GENERATED ALWAYS AS (spendguard.id_key(integration_id, principal_kind, principal_id)) STORED
+                  GENERATED ALWAYS AS (spendguard.id_key(integration_id, principal_kind, principal_id)) STORED,
+  -- every key starts with the tenant (SPEC §10: a table distributed by
+  -- tenant_id keeps a tenant's rows on one node)
+  PRIMARY KEY (tenant_id, id)
 );
 COMMENT ON TABLE spendguard.usage_event IS
   'Tokens used per integration and principal: the record the rolling-window token caps sum over';
@@ -30,7 +33,7 @@ CREATE INDEX usage_event_window
 CREATE INDEX usage_event_at ON spendguard.usage_event (tenant_id, at);
 
 CREATE TABLE spendguard.call_event (
-  id             uuid        NOT NULL DEFAULT gen_random_uuid() PRIMARY KEY,
+  id             uuid        NOT NULL DEFAULT gen_random_uuid(),
   tenant_id      text        NOT NULL,
   principal_kind spendguard.principal_kind NOT NULL,
   principal_id   text        NOT NULL,
@@ -38,7 +41,8 @@ CREATE TABLE spendguard.call_event (
   at             timestamptz NOT NULL DEFAULT now(),
   -- as usage_event.window_key, of the principal and the tool
   window_key     bytea       NOT NULL
-                 GENERATED ALWAYS AS (spendguard.id_key(principal_kind, principal_id, tool_name)) STORED
+                 GENERATED ALWAYS AS (spendguard.id_key(principal_kind, principal_id, tool_name)) STORED,
+  PRIMARY KEY (tenant_id, id)
 );
 COMMENT ON TABLE spendguard.call_event IS
   'Tool calls per principal and tool: the record the rolling-window call caps count over';

@@ -40,3 +40,20 @@ SELECT conrelid::regclass AS "table", conname, pg_get_constraintdef(oid)
 FROM pg_constraint
 WHERE connamespace = 'spendguard'::regnamespace AND contype IN ('c', 'p', 'u', 'f')
 ORDER BY conrelid::regclass::text, conname;
+
+-- SPEC §10: every primary key and unique index starts with tenant_id (a
+-- table distributed by tenant_id keeps each tenant's rows on one node),
+-- and every table has one (daily_spend and spend_user_override have a
+-- unique index over an expression, so no primary key). Both lists must be
+-- empty.
+SELECT i.indexrelid::regclass AS key_without_tenant_first
+FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+WHERE c.relnamespace = 'spendguard'::regnamespace AND (i.indisunique OR i.indisprimary)
+  AND i.indkey[0] <> (SELECT a.attnum FROM pg_attribute a
+                      WHERE a.attrelid = c.oid AND a.attname = 'tenant_id')
+ORDER BY 1;
+SELECT c.relname AS table_without_a_key
+FROM pg_class c
+WHERE c.relnamespace = 'spendguard'::regnamespace AND c.relkind = 'r'
+  AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique)
+ORDER BY 1;
