@@ -22,6 +22,15 @@
 -- budget starts after it.
 \echo Use "ALTER EXTENSION spendguard UPDATE TO '0.5.0'" to load this file. \quit
 
+-- Every table this update changes, locked at once before anything is
+-- done. Calls lock them in more than one order, so the update may still
+-- wait for a call, or deadlock with one: run it with a lock_timeout below
+-- deadlock_timeout and try again (docs/operations.md "Upgrading"), so that
+-- it is the one that gives way, not a call.
+LOCK TABLE spendguard.budget_event, spendguard.budget_usage, spendguard.budget_checkpoint,
+  spendguard.usage_event, spendguard.call_event, spendguard.tool_call,
+  spendguard.proposal_secret, spendguard.alert IN ACCESS EXCLUSIVE MODE;
+
 -- sql/bootstrap.sql: the link columns
 ALTER TABLE spendguard.budget_usage
   ADD COLUMN chain_n bigint NOT NULL DEFAULT 0 CHECK (chain_n >= 0),

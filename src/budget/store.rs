@@ -386,31 +386,38 @@ pub(super) struct NewEvent<'a> {
 
 /// The chain heads (SPEC §9) of the budgets one call has locked: read
 /// with each budget's row lock, advanced by each event the call writes on
-/// it, so a link is appended to the head as it is under that lock.
+/// it, so a link is appended to the head as it is under that lock. Each
+/// says whether it was read from the chain's columns: a call that locked a
+/// budget on 0.4.0's schema and writes after `ALTER EXTENSION spendguard
+/// UPDATE` committed (it waited for the update's locks) reads the head
+/// the update left before it appends (`Db::commit`).
 #[derive(Default)]
-pub struct Heads(Vec<(String, i32, i64, Option<Hash>)>);
+pub struct Heads(Vec<(String, i32, i64, Option<Hash>, bool)>);
 
 impl Heads {
     /// Remembers a budget's head as its locking statement read it (columns
-    /// `n` and `n + 1` of `t`: chain_n and chain_hash).
-    /// `None` before the budget's first link.
-    fn read(&mut self, cap: &str, grant: i32, t: &SpiTupleTable<'_>, n: usize) {
+    /// `n` and `n + 1` of `t`: chain_n and chain_hash; `chained`: whether
+    /// the statement was this release's form). `None` before the budget's
+    /// first link.
+    fn read(&mut self, cap: &str, grant: i32, t: &SpiTupleTable<'_>, n: usize, chained: bool) {
         let chain_n: i64 = spi(t.get(n)).unwrap_or(0);
         let hash = spi(t.get::<Vec<u8>>(n + 1)).map(|h| {
             Hash::try_from(h.as_slice())
                 .unwrap_or_else(|_| panic!("spendguard: chain head of \"{cap}\" is not 32 bytes"))
         });
-        self.set(cap, grant, chain_n, hash);
+        self.set(cap, grant, chain_n, hash, chained);
     }
 
-    fn set(&mut self, cap: &str, grant: i32, chain_n: i64, hash: Option<Hash>) {
+    fn set(&mut self, cap: &str, grant: i32, chain_n: i64, hash: Option<Hash>, chained: bool) {
         match self.0.iter_mut().find(|h| h.0 == cap && h.1 == grant) {
-            Some(h) => (h.2, h.3) = (chain_n, hash),
-            None => self.0.push((cap.to_string(), grant, chain_n, hash)),
+            Some(h) => (h.2, h.3, h.4) = (chain_n, hash, chained),
+            None => self
+                .0
+                .push((cap.to_string(), grant, chain_n, hash, chained)),
         }
     }
 
-    fn get(&self, cap: &str, grant: i32) -> (i64, Option<Hash>) {
+    fn get(&self, cap: &str, grant: i32) -> (i64, Option<Hash>, bool) {
         let h = self
             .0
             .iter()
@@ -418,9 +425,16 @@ impl Heads {
             .unwrap_or_else(|| {
                 panic!("spendguard: an event of \"{cap}\" without its budget's lock")
             });
-        (h.2, h.3)
+        (h.2, h.3, h.4)
     }
 }
+
+/// A locked budget's chain head, read again (see [`Heads`]).
+static READ_HEAD: Stmt = Stmt {
+    sql: "SELECT chain_n, chain_hash FROM spendguard.budget_usage \
+          WHERE tenant_id = $1 AND capability_id = $2 AND grant_index = $3",
+    types: &[TEXT, TEXT, INT4],
+};
 
 /// The next commit index: nextval('spendguard.commit_seq'), taken under
 /// the budget's lock like the statement's own nextval() was.
@@ -527,10 +541,11 @@ impl Db<'_, '_> {
         grant: i32,
         hold_id: Option<&str>,
     ) -> (Usage, bool) {
+        let chained = crate::spi::chained();
         let lock = if hold_id.is_some() {
-            LOCK_USAGE_NEW_HOLD.pick()
+            LOCK_USAGE_NEW_HOLD.pick_if(chained)
         } else {
-            LOCK_USAGE.pick()
+            LOCK_USAGE.pick_if(chained)
         };
         for _ in 0..2 {
             let t = self.run(
@@ -539,7 +554,7 @@ impl Db<'_, '_> {
             );
             if !t.is_empty() {
                 let t = t.first();
-                self.heads.read(cap, grant, &t, 5);
+                self.heads.read(cap, grant, &t, 5, chained);
                 return (usage_of(&t), spi(t.get::<bool>(4)).unwrap_or(false));
             }
             self.run(
@@ -552,7 +567,11 @@ impl Db<'_, '_> {
 
     /// Locks a hold and its budget; `None` when the hold does not exist.
     pub(super) fn lock_hold(&mut self, hold_id: &str) -> Option<(Usage, Hold)> {
-        let t = self.run(LOCK_HOLD.pick(), &[self.tenant.into(), hold_id.into()]);
+        let chained = crate::spi::chained();
+        let t = self.run(
+            LOCK_HOLD.pick_if(chained),
+            &[self.tenant.into(), hold_id.into()],
+        );
         if t.is_empty() {
             return None;
         }
@@ -572,7 +591,7 @@ impl Db<'_, '_> {
             expires_at: spi(r.get::<TimestampWithTimeZone>(13)).map(i64::from),
         };
         self.heads
-            .read(&hold.capability_id, hold.grant_index, &r, 14);
+            .read(&hold.capability_id, hold.grant_index, &r, 14, chained);
         Some((usage_of(&r), hold))
     }
 
@@ -655,15 +674,16 @@ impl Db<'_, '_> {
     /// Locks a budget row unless another transaction holds it (`None`
     /// then, and when it does not exist).
     pub(super) fn try_lock_usage(&mut self, cap: &str, grant: i32) -> Option<Usage> {
+        let chained = crate::spi::chained();
         let t = self.run(
-            LOCK_USAGE_SKIP_LOCKED.pick(),
+            LOCK_USAGE_SKIP_LOCKED.pick_if(chained),
             &[self.tenant.into(), cap.into(), grant.into()],
         );
         if t.is_empty() {
             return None;
         }
         let r = t.first();
-        self.heads.read(cap, grant, &r, 4);
+        self.heads.read(cap, grant, &r, 4, chained);
         Some(usage_of(&r))
     }
 
@@ -750,7 +770,13 @@ impl Db<'_, '_> {
         };
         let a = e.authority;
         let u = e.usage_after;
-        let (head_n, prev) = self.heads.get(e.capability_id, e.grant_index);
+        let (cap, grant) = (e.capability_id, e.grant_index);
+        if chained && !self.heads.get(cap, grant).2 {
+            // locked on 0.4.0's schema, updated since: the head the update left
+            let t = self.run(&READ_HEAD, &[self.tenant.into(), cap.into(), grant.into()]);
+            self.heads.read(cap, grant, &t.first(), 1, true);
+        }
+        let (head_n, prev, _) = self.heads.get(cap, grant);
         let seq = next_commit_seq();
         let recorded_at = crate::args::now();
         let chain_n = head_n + 1;
@@ -841,7 +867,7 @@ impl Db<'_, '_> {
             });
         }
         self.heads
-            .set(e.capability_id, e.grant_index, chain_n, Some(hash));
+            .set(e.capability_id, e.grant_index, chain_n, Some(hash), chained);
         Ok(spi(t.first().get::<i64>(1)).expect("event_seq is NOT NULL"))
     }
 }

@@ -10,6 +10,7 @@ use crate::Rng;
 use postgres::{Client, NoTls};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -271,7 +272,7 @@ pub fn scope_writer(c: &mut Client, round: usize, rng: &mut Rng, acks: &Mutex<Ve
                 settled: Some((hold, cost)),
             }),
             Err(e) if is_disconnect(&e) => return,
-            Err(e) => panic!("scope_settle: {e}"),
+            Err(e) => panic!("scope_settle: {e:?}"),
         }
     }
 }
@@ -311,7 +312,7 @@ pub fn writer(
             match c.query_one(sql, &[]) {
                 Ok(_) => {}
                 Err(e) if is_disconnect(&e) => return,
-                Err(e) => panic!("sweep or retire: {e}"),
+                Err(e) => panic!("sweep or retire: {e:?}"),
             }
             std::thread::sleep(Duration::from_millis(5));
             continue;
@@ -330,7 +331,7 @@ pub fn writer(
         let r = match r {
             Ok(r) => r,
             Err(e) if is_disconnect(&e) => return,
-            Err(e) => panic!("authorize: {e}"),
+            Err(e) => panic!("authorize: {e:?}"),
         };
         let authorized: bool = r.get(0);
         acks.lock().unwrap().push(Ack {
@@ -386,7 +387,150 @@ pub fn writer(
             Err(e) if is_disconnect(&e) => return,
             // the sweeper may have expired the hold first
             Err(e) if e.code().map(|c| c.code()) == Some("SG002") => {}
-            Err(e) => panic!("{kind}: {e}"),
+            Err(e) => panic!("{kind}: {e:?}"),
         }
     }
+}
+
+/// What the §2-§4 writer saw return: spend charged, cap units charged,
+/// proposals created and consumed; and how much was in flight when the
+/// connection died (it may or may not have committed).
+#[derive(Default, Debug)]
+pub struct Others {
+    pub spend: i64,
+    pub spend_unknown: i64,
+    pub cap: i64,
+    pub cap_unknown: i64,
+    pub created: Vec<(String, bool)>,
+}
+
+/// Spend charges, cap charges, proposals created and consumed, until
+/// `stop` or the connection dies.
+pub fn other_writer(
+    tenant: &str,
+    conninfo: String,
+    stop: Arc<AtomicBool>,
+    out: Arc<Mutex<Others>>,
+) {
+    let Ok(mut c) = Client::connect(&conninfo, NoTls) else {
+        return;
+    };
+    if c.batch_execute(&format!("SET spendguard.tenant = '{tenant}'"))
+        .is_err()
+    {
+        return;
+    }
+    // proposal contents unique to this writer: an identical one still in
+    // flight (a consume cut off by a kill) would be returned as its
+    // duplicate, with no token
+    let me = crate::uniq("w");
+    let mut n: i64 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        out.lock().unwrap().spend_unknown = 3;
+        match c.query_one("SELECT spendguard.spend_charge('u', 'g', 3)", &[]) {
+            Ok(_) => {
+                let mut o = out.lock().unwrap();
+                o.spend += 3;
+                o.spend_unknown = 0;
+            }
+            Err(e) if is_disconnect(&e) => return,
+            Err(e) => panic!("spend_charge: {e:?}"),
+        }
+        out.lock().unwrap().cap_unknown = 2;
+        match c.query_one(
+            "SELECT used FROM spendguard.usage_cap_charge('api', 'user', 'u', 2, 1000000000, '1 day')",
+            &[],
+        ) {
+            Ok(_) => {
+                let mut o = out.lock().unwrap();
+                o.cap += 2;
+                o.cap_unknown = 0;
+            }
+            Err(e) if is_disconnect(&e) => return,
+            Err(e) => panic!("usage_cap_charge: {e:?}"),
+        }
+        let args = format!("{{\"to\": \"{me}\", \"n\": {n}}}");
+        let (id, token): (String, String) = match c.query_one(
+            "SELECT id::text, token FROM spendguard.proposal_create('user', 'u', 'send', $1::text::jsonb)",
+            &[&args],
+        ) {
+            Ok(r) => (r.get(0), r.get(1)),
+            Err(e) if is_disconnect(&e) => return,
+            Err(e) => panic!("proposal_create: {e:?}"),
+        };
+        out.lock().unwrap().created.push((id, false));
+        match c.query_one(
+            "SELECT 1 FROM spendguard.proposal_consume($1, 'application', 'writer')",
+            &[&token],
+        ) {
+            Ok(_) => {
+                let mut o = out.lock().unwrap();
+                let last = o.created.len() - 1;
+                o.created[last].1 = true;
+            }
+            Err(e) if is_disconnect(&e) => return,
+            Err(e) => panic!("proposal_consume: {e:?}"),
+        }
+    }
+}
+
+/// Every call of the §2-§4 writer that the database does not show as its
+/// client saw it: spend and cap usage at least what was acknowledged and
+/// at most that plus what was in flight (`in_flight`: spend, cap units),
+/// every proposal created there, applied if its consume returned.
+pub fn check_others(
+    c: &mut Client,
+    tenant: &str,
+    o: &Others,
+    in_flight: (i64, i64),
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    c.batch_execute(&format!("SET spendguard.tenant = '{tenant}'"))
+        .unwrap();
+    let spent: i64 = c
+        .query_one(
+            "SELECT spendguard.spend_since('u', 'g', now() - interval '2 days')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    if spent < o.spend || spent > o.spend + in_flight.0 {
+        problems.push(format!(
+            "spend {spent}, acknowledged {} (+{} in flight)",
+            o.spend, in_flight.0
+        ));
+    }
+    let used: i64 = c
+        .query_one(
+            "SELECT used FROM spendguard.usage_cap_check('api', 'user', 'u', 1000000000, '1 day')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    if used < o.cap || used > o.cap + in_flight.1 {
+        problems.push(format!(
+            "cap usage {used}, acknowledged {} (+{} in flight)",
+            o.cap, in_flight.1
+        ));
+    }
+    for (id, consumed) in &o.created {
+        let status: Option<String> = c
+            .query_opt(
+                "SELECT status::text FROM spendguard.tool_call WHERE tenant_id = $1 AND id = $2::text::uuid",
+                &[&tenant, id],
+            )
+            .unwrap()
+            .map(|r| r.get(0));
+        let ok = matches!(
+            (consumed, status.as_deref()),
+            (true, Some("applied")) | (false, Some("proposed" | "applied"))
+        );
+        if !ok {
+            problems.push(format!(
+                "proposal {id} (consumed: {consumed}) is {status:?}"
+            ));
+        }
+    }
+    problems
 }

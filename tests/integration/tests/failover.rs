@@ -21,7 +21,8 @@
 
 use postgres::{Client, NoTls};
 use spendguard_it::writers::{
-    check_acks, check_scope_acks, is_disconnect, writer, Ack, ScopeAck, CAP, SCOPE_LIMITS,
+    check_acks, check_others, check_scope_acks, is_disconnect, other_writer, writer, Ack, Others,
+    ScopeAck, CAP, SCOPE_LIMITS,
 };
 use spendguard_it::{clock_seed, verify, Rng};
 use std::os::unix::process::CommandExt;
@@ -421,78 +422,6 @@ struct Retry {
     authorized: bool,
 }
 
-/// What the §2-§4 writer saw return: spend charged, cap units charged,
-/// proposals created and consumed; and how much was in flight when the
-/// connection died (it may or may not have committed).
-#[derive(Default, Debug)]
-struct Others {
-    spend: i64,
-    spend_unknown: i64,
-    cap: i64,
-    cap_unknown: i64,
-    created: Vec<(String, bool)>,
-}
-
-fn other_writer(conninfo: String, stop: Arc<AtomicBool>, out: Arc<Mutex<Others>>) {
-    let Ok(mut c) = Client::connect(&conninfo, NoTls) else {
-        return;
-    };
-    if c.batch_execute(&format!("SET spendguard.tenant = '{TENANT}'"))
-        .is_err()
-    {
-        return;
-    }
-    let mut n: i64 = 0;
-    while !stop.load(Ordering::Relaxed) {
-        n += 1;
-        out.lock().unwrap().spend_unknown = 3;
-        match c.query_one("SELECT spendguard.spend_charge('u', 'g', 3)", &[]) {
-            Ok(_) => {
-                let mut o = out.lock().unwrap();
-                o.spend += 3;
-                o.spend_unknown = 0;
-            }
-            Err(e) if is_disconnect(&e) => return,
-            Err(e) => panic!("spend_charge: {e}"),
-        }
-        out.lock().unwrap().cap_unknown = 2;
-        match c.query_one(
-            "SELECT used FROM spendguard.usage_cap_charge('api', 'user', 'u', 2, 1000000000, '1 day')",
-            &[],
-        ) {
-            Ok(_) => {
-                let mut o = out.lock().unwrap();
-                o.cap += 2;
-                o.cap_unknown = 0;
-            }
-            Err(e) if is_disconnect(&e) => return,
-            Err(e) => panic!("usage_cap_charge: {e}"),
-        }
-        let args = format!("{{\"to\": \"x\", \"n\": {n}}}");
-        let (id, token): (String, String) = match c.query_one(
-            "SELECT id::text, token FROM spendguard.proposal_create('user', 'u', 'send', $1::text::jsonb)",
-            &[&args],
-        ) {
-            Ok(r) => (r.get(0), r.get(1)),
-            Err(e) if is_disconnect(&e) => return,
-            Err(e) => panic!("proposal_create: {e}"),
-        };
-        out.lock().unwrap().created.push((id, false));
-        match c.query_one(
-            "SELECT 1 FROM spendguard.proposal_consume($1, 'application', 'failover-test')",
-            &[&token],
-        ) {
-            Ok(_) => {
-                let mut o = out.lock().unwrap();
-                let last = o.created.len() - 1;
-                o.created[last].1 = true;
-            }
-            Err(e) if is_disconnect(&e) => return,
-            Err(e) => panic!("proposal_consume: {e}"),
-        }
-    }
-}
-
 fn retrier(conninfo: String, round: usize, stop: Arc<AtomicBool>, out: Arc<Mutex<Vec<Retry>>>) {
     let Ok(mut c) = Client::connect(&conninfo, NoTls) else {
         return;
@@ -614,7 +543,7 @@ fn acknowledged_calls_survive_the_primary_being_killed() {
     let others: Arc<Mutex<Others>> = Arc::new(Mutex::new(Others::default()));
     let mut rng = Rng::new(clock_seed());
     let mut outages = Vec::new();
-    let (mut spend_extra, mut cap_extra) = (0i64, 0i64);
+    let mut in_flight = (0i64, 0i64);
     for round in 0..rounds {
         let primary = f.wait_sync(&format!("round {round}"));
         let mut p = f.sql(&primary, "spendguard").unwrap();
@@ -639,7 +568,9 @@ fn acknowledged_calls_survive_the_primary_being_killed() {
             let (ci, halt, out) = (conninfo.clone(), stop.clone(), retries.clone());
             workers.push(std::thread::spawn(move || retrier(ci, round, halt, out)));
             let (ci, halt, out) = (conninfo.clone(), stop.clone(), others.clone());
-            workers.push(std::thread::spawn(move || other_writer(ci, halt, out)));
+            workers.push(std::thread::spawn(move || {
+                other_writer(TENANT, ci, halt, out)
+            }));
         }
         std::thread::sleep(Duration::from_millis(800 + rng.below(1500)));
         let killed_at = Instant::now();
@@ -712,48 +643,10 @@ fn acknowledged_calls_survive_the_primary_being_killed() {
         // nothing beyond what was in flight
         {
             let o = others.lock().unwrap();
-            let (spend_floor, cap_floor) = (o.spend, o.cap);
-            spend_extra += o.spend_unknown;
-            cap_extra += o.cap_unknown;
-            let spent: i64 = c
-                .query_one(
-                    "SELECT spendguard.spend_since('u', 'g', now() - interval '2 days')",
-                    &[],
-                )
-                .unwrap()
-                .get(0);
-            assert!(
-                spent >= spend_floor && spent <= spend_floor + spend_extra,
-                "round {round}: spend {spent}, acknowledged {spend_floor} (+{spend_extra} in flight)"
-            );
-            let used: i64 = c
-                .query_one(
-                    "SELECT used FROM spendguard.usage_cap_check('api', 'user', 'u', 1000000000, '1 day')",
-                    &[],
-                )
-                .unwrap()
-                .get(0);
-            assert!(
-                used >= cap_floor && used <= cap_floor + cap_extra,
-                "round {round}: cap usage {used}, acknowledged {cap_floor} (+{cap_extra} in flight)"
-            );
-            for (id, consumed) in &o.created {
-                let status: Option<String> = c
-                    .query_opt(
-                        "SELECT status::text FROM spendguard.tool_call WHERE tenant_id = $1 AND id = $2::text::uuid",
-                        &[&TENANT, id],
-                    )
-                    .unwrap()
-                    .map(|r| r.get(0));
-                let ok = matches!(
-                    (consumed, status.as_deref()),
-                    (true, Some("applied")) | (false, Some("proposed" | "applied"))
-                );
-                assert!(
-                    ok,
-                    "round {round}: proposal {id} (consumed: {consumed}) is {status:?}"
-                );
-            }
+            in_flight.0 += o.spend_unknown;
+            in_flight.1 += o.cap_unknown;
+            let problems = check_others(&mut c, TENANT, &o, in_flight);
+            assert!(problems.is_empty(), "round {round}: {problems:#?}");
         }
         let broken = verify(&mut c);
         assert!(
