@@ -95,8 +95,15 @@ SELECT token AS refund_token FROM spendguard.proposal_create('application', 'age
 SELECT status, applied_by_id FROM spendguard.proposal_consume(:'refund_token', 'user', 'ops-1',
        '{"amount": 500, "order": 43}');
 
-\echo '11. The auditor: no row means the log and the state agree.'
+\echo '11. The auditor: no row means the log and the state agree (it also walks every budget''s hash chain).'
 SELECT * FROM spendguard.verify();
+\echo '    The chain heads an operator stores outside the database every day (examples/anchor.sh), and'
+\echo '    the check of a stored head: ok while the log is as it was, mismatch once it was rewritten.'
+SELECT capability_id, grant_index, chain_n, left(hash, 16) || '…' AS hash
+FROM spendguard.chain_heads() WHERE capability_id = 'openai:gpt';
+SELECT budgets, left(root, 16) || '…' AS root FROM spendguard.chain_root();
+SELECT spendguard.verify_anchor(h.capability_id, h.grant_index, h.chain_n, h.hash) AS anchor
+FROM spendguard.chain_heads() h WHERE h.capability_id = 'openai:gpt';
 
 \echo '12. Old history retires into per-budget checkpoints; the auditor still agrees (an open hold keeps its events).'
 SELECT capability_id, retired_events, kept_events FROM spendguard.budget_retire_events(now()) ORDER BY 1;
