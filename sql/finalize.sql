@@ -2,28 +2,37 @@
 -- Loaded last by extension_sql_file!(…, finalize), after the Rust functions.
 
 -- Readers ------------------------------------------------------------------
+-- PL/pgSQL, every one: its plan cache plans each query for the values
+-- given (a SQL function's one generic plan with parameters can scan whole
+-- tables, and Citus cannot plan it for a distributed table, SPEC §10).
 
 CREATE FUNCTION spendguard.budget_usage(capability_id text, grant_index integer)
 RETURNS SETOF spendguard.budget_usage
-LANGUAGE sql STABLE AS $$
-  SELECT spendguard.check_reader();
-  SELECT spendguard.check_id('capability_id', $1);
-  SELECT spendguard.check_grant_index($2);
-  SELECT * FROM spendguard.budget_usage u
-  WHERE u.tenant_id = spendguard.current_tenant()
-    AND u.capability_id = $1 AND u.grant_index = $2
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  PERFORM spendguard.check_reader();
+  PERFORM spendguard.check_id('capability_id', $1);
+  PERFORM spendguard.check_grant_index($2);
+  RETURN QUERY
+    SELECT * FROM spendguard.budget_usage u
+    WHERE u.tenant_id = spendguard.current_tenant()
+      AND u.capability_id = $1 AND u.grant_index = $2;
+END
 $$;
 
 CREATE FUNCTION spendguard.budget_usages(lim integer DEFAULT 100, capability_id text DEFAULT NULL)
 RETURNS SETOF spendguard.budget_usage
-LANGUAGE sql STABLE AS $$
-  SELECT spendguard.check_reader($1);
-  SELECT spendguard.check_id('capability_id', $2);
-  SELECT * FROM spendguard.budget_usage u
-  WHERE u.tenant_id = spendguard.current_tenant()
-    AND ($2 IS NULL OR u.capability_id = $2)
-  ORDER BY u.updated_at DESC, u.capability_id, u.grant_index
-  LIMIT $1
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  PERFORM spendguard.check_reader($1);
+  PERFORM spendguard.check_id('capability_id', $2);
+  RETURN QUERY
+    SELECT * FROM spendguard.budget_usage u
+    WHERE u.tenant_id = spendguard.current_tenant()
+      AND ($2 IS NULL OR u.capability_id = $2)
+    ORDER BY u.updated_at DESC, u.capability_id, u.grant_index
+    LIMIT $1;
+END
 $$;
 
 CREATE FUNCTION spendguard.budget_holds(
@@ -78,10 +87,13 @@ $$;
 -- has no nonce material (the nonce hash lives in proposal_secret).
 CREATE FUNCTION spendguard.proposal_get(id uuid)
 RETURNS SETOF spendguard.tool_call
-LANGUAGE sql STABLE AS $$
-  SELECT spendguard.check_reader();
-  SELECT * FROM spendguard.tool_call t
-  WHERE t.tenant_id = spendguard.current_tenant() AND t.id = $1
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  PERFORM spendguard.check_reader();
+  RETURN QUERY
+    SELECT * FROM spendguard.tool_call t
+    WHERE t.tenant_id = spendguard.current_tenant() AND t.id = $1;
+END
 $$;
 
 -- The audit log, newest first, filtered by principal, tool, status and conversation.

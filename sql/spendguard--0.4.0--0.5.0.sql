@@ -10,7 +10,8 @@
 -- verify_anchor; verify() walks the chain and budget_retire_events appends
 -- checkpoint links.
 -- Keys (issue 20, SPEC §10): usage_event, call_event, tool_call,
--- proposal_secret and alert get primary keys that start with tenant_id.
+-- proposal_secret and alert get primary keys that start with tenant_id;
+-- the readers budget_usage, budget_usages and proposal_get are PL/pgSQL.
 --
 -- Every event already in the log is chained here, once, budget by budget
 -- in event_seq order, as the writer would have chained it: an updated
@@ -323,6 +324,49 @@ BEGIN
           FOR UPDATE SKIP LOCKED) c
     WHERE a.tenant_id = c.tenant_id AND a.id = c.id
     RETURNING a.*;
+END
+$$;
+
+-- sql/finalize.sql: the SQL-language readers in PL/pgSQL (SPEC §10)
+CREATE OR REPLACE FUNCTION spendguard.budget_usage(capability_id text, grant_index integer)
+RETURNS SETOF spendguard.budget_usage
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  PERFORM spendguard.check_reader();
+  PERFORM spendguard.check_id('capability_id', $1);
+  PERFORM spendguard.check_grant_index($2);
+  RETURN QUERY
+    SELECT * FROM spendguard.budget_usage u
+    WHERE u.tenant_id = spendguard.current_tenant()
+      AND u.capability_id = $1 AND u.grant_index = $2;
+END
+$$;
+
+-- sql/finalize.sql: the SQL-language readers in PL/pgSQL (SPEC §10)
+CREATE OR REPLACE FUNCTION spendguard.budget_usages(lim integer DEFAULT 100, capability_id text DEFAULT NULL)
+RETURNS SETOF spendguard.budget_usage
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  PERFORM spendguard.check_reader($1);
+  PERFORM spendguard.check_id('capability_id', $2);
+  RETURN QUERY
+    SELECT * FROM spendguard.budget_usage u
+    WHERE u.tenant_id = spendguard.current_tenant()
+      AND ($2 IS NULL OR u.capability_id = $2)
+    ORDER BY u.updated_at DESC, u.capability_id, u.grant_index
+    LIMIT $1;
+END
+$$;
+
+-- sql/finalize.sql: the SQL-language readers in PL/pgSQL (SPEC §10)
+CREATE OR REPLACE FUNCTION spendguard.proposal_get(id uuid)
+RETURNS SETOF spendguard.tool_call
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  PERFORM spendguard.check_reader();
+  RETURN QUERY
+    SELECT * FROM spendguard.tool_call t
+    WHERE t.tenant_id = spendguard.current_tenant() AND t.id = $1;
 END
 $$;
 
@@ -900,6 +944,9 @@ ALTER FUNCTION spendguard.verify(text, integer) SECURITY DEFINER SET search_path
 ALTER FUNCTION spendguard.budget_retire_events(timestamptz, text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION spendguard.alert_claim(text, integer, interval) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION spendguard.alert_claim_all(text, integer, interval) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.budget_usage(text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.budget_usages(integer, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.proposal_get(uuid) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION spendguard.event_link IS
   'The hash of an event link from its stored columns (prev_hash first): SHA-256 over the versioned, length-prefixed encoding of docs/integrity.md; NULL for a malformed link';
 COMMENT ON FUNCTION spendguard.checkpoint_link IS

@@ -57,3 +57,10 @@ FROM pg_class c
 WHERE c.relnamespace = 'spendguard'::regnamespace AND c.relkind = 'r'
   AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique)
 ORDER BY 1;
+
+-- SPEC §10: no reader in LANGUAGE sql (one generic plan; Citus cannot plan
+-- it for a distributed table). The two left read no table.
+SELECT p.proname AS sql_language_function
+FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+WHERE p.pronamespace = 'spendguard'::regnamespace AND l.lanname = 'sql'
+ORDER BY 1;
