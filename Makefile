@@ -33,6 +33,7 @@ lint:
 
 unit:
 	cargo test -p spendguard-core
+	python3 tests/chain/vectors.py
 
 # #[pg_test]s in a temporary cluster; PostgreSQL refuses root, so as postgres
 pgtest:
