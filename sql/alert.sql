@@ -68,13 +68,16 @@ CREATE FUNCTION spendguard.alert_claim(consumer text, max_rows integer DEFAULT 1
                                        lease interval DEFAULT '1 minute')
 RETURNS SETOF spendguard.alert
 LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  sg_tenant text;
 BEGIN
   PERFORM spendguard.check_claim(consumer, max_rows, lease);
   PERFORM spendguard.check_reader();
+  sg_tenant := spendguard.current_tenant();
   RETURN QUERY
     UPDATE spendguard.alert a SET claimed_by = consumer, claimed_until = now() + lease
     FROM (SELECT x.tenant_id, x.id FROM spendguard.alert x
-          WHERE x.tenant_id = spendguard.current_tenant() AND x.delivered_at IS NULL
+          WHERE x.tenant_id = sg_tenant AND x.delivered_at IS NULL
             AND (x.claimed_until IS NULL OR x.claimed_until <= now())
           ORDER BY x.id LIMIT max_rows
           FOR UPDATE SKIP LOCKED) c
@@ -106,14 +109,16 @@ $$;
 -- delivered before (an ack of an acked or unknown id counts nothing).
 CREATE FUNCTION spendguard.alert_ack(ids bigint[]) RETURNS bigint
 LANGUAGE plpgsql VOLATILE AS $$
-DECLARE n bigint;
+DECLARE
+  sg_tenant text; n bigint;
 BEGIN
   IF ids IS NULL THEN
     RAISE EXCEPTION 'ids must not be NULL' USING ERRCODE = 'null_value_not_allowed';
   END IF;
   PERFORM spendguard.check_reader();
+  sg_tenant := spendguard.current_tenant();
   UPDATE spendguard.alert a SET delivered_at = now()
-  WHERE a.tenant_id = spendguard.current_tenant() AND a.id = ANY (ids) AND a.delivered_at IS NULL;
+  WHERE a.tenant_id = sg_tenant AND a.id = ANY (ids) AND a.delivered_at IS NULL;
   GET DIAGNOSTICS n = ROW_COUNT;
   RETURN n;
 END
@@ -138,12 +143,15 @@ $$;
 CREATE FUNCTION spendguard.alerts(since timestamptz DEFAULT NULL, scope text DEFAULT NULL)
 RETURNS SETOF spendguard.alert
 LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  sg_tenant text;
 BEGIN
   PERFORM spendguard.check_reader();
+  sg_tenant := spendguard.current_tenant();
   PERFORM spendguard.check_id('scope', $2);
   RETURN QUERY
     SELECT * FROM spendguard.alert a
-    WHERE a.tenant_id = spendguard.current_tenant()
+    WHERE a.tenant_id = sg_tenant
       AND ($1 IS NULL OR a.created_at >= $1)
       AND ($2 IS NULL OR a.scope = $2)
     ORDER BY a.id;

@@ -36,8 +36,11 @@ CREATE FUNCTION spendguard.chain_heads()
 RETURNS TABLE (capability_id text, grant_index integer, chain_n bigint, hash text,
                recorded_at timestamptz)
 LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  sg_tenant text;
 BEGIN
   PERFORM spendguard.check_reader();
+  sg_tenant := spendguard.current_tenant();
   RETURN QUERY
     SELECT u.capability_id, u.grant_index, u.chain_n, encode(u.chain_hash, 'hex'),
       coalesce(
@@ -50,7 +53,7 @@ BEGIN
            AND k.grant_index = u.grant_index AND k.chain_n = u.chain_n
          LIMIT 1))
     FROM spendguard.budget_usage u
-    WHERE u.tenant_id = spendguard.current_tenant() AND u.chain_n > 0
+    WHERE u.tenant_id = sg_tenant AND u.chain_n > 0
     ORDER BY u.capability_id COLLATE "C", u.grant_index;
 END
 $$;

@@ -9,13 +9,16 @@
 CREATE FUNCTION spendguard.budget_usage(capability_id text, grant_index integer)
 RETURNS SETOF spendguard.budget_usage
 LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  sg_tenant text;
 BEGIN
   PERFORM spendguard.check_reader();
+  sg_tenant := spendguard.current_tenant();
   PERFORM spendguard.check_id('capability_id', $1);
   PERFORM spendguard.check_grant_index($2);
   RETURN QUERY
     SELECT * FROM spendguard.budget_usage u
-    WHERE u.tenant_id = spendguard.current_tenant()
+    WHERE u.tenant_id = sg_tenant
       AND u.capability_id = $1 AND u.grant_index = $2;
 END
 $$;
@@ -23,12 +26,15 @@ $$;
 CREATE FUNCTION spendguard.budget_usages(lim integer DEFAULT 100, capability_id text DEFAULT NULL)
 RETURNS SETOF spendguard.budget_usage
 LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  sg_tenant text;
 BEGIN
   PERFORM spendguard.check_reader($1);
+  sg_tenant := spendguard.current_tenant();
   PERFORM spendguard.check_id('capability_id', $2);
   RETURN QUERY
     SELECT * FROM spendguard.budget_usage u
-    WHERE u.tenant_id = spendguard.current_tenant()
+    WHERE u.tenant_id = sg_tenant
       AND ($2 IS NULL OR u.capability_id = $2)
     ORDER BY u.updated_at DESC, u.capability_id, u.grant_index
     LIMIT $1;
@@ -40,15 +46,18 @@ CREATE FUNCTION spendguard.budget_holds(
   disposition text DEFAULT NULL, hold_id text DEFAULT NULL)
 RETURNS SETOF spendguard.budget_hold
 LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  sg_tenant text;
 BEGIN
   PERFORM spendguard.check_reader($1);
+  sg_tenant := spendguard.current_tenant();
   PERFORM spendguard.check_id('capability_id', $2);
   PERFORM spendguard.check_grant_index($3);
   PERFORM spendguard.check_id('hold_id', $5);
   PERFORM spendguard.check_enum('disposition', $4, 'hold_disposition');
   RETURN QUERY
     SELECT * FROM spendguard.budget_hold h
-    WHERE h.tenant_id = spendguard.current_tenant()
+    WHERE h.tenant_id = sg_tenant
       AND ($2 IS NULL OR h.capability_id = $2)
       AND ($3 IS NULL OR h.grant_index = $3)
       AND ($4 IS NULL OR h.disposition = $4)
@@ -66,14 +75,17 @@ CREATE FUNCTION spendguard.budget_events(
   lim integer DEFAULT 100, capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL)
 RETURNS SETOF spendguard.budget_event
 LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  sg_tenant text;
 BEGIN
   PERFORM spendguard.check_reader($1);
+  sg_tenant := spendguard.current_tenant();
   PERFORM spendguard.check_id('capability_id', $2);
   PERFORM spendguard.check_grant_index($3);
   RETURN QUERY
     SELECT * FROM (
       SELECT * FROM spendguard.budget_event e
-      WHERE e.tenant_id = spendguard.current_tenant()
+      WHERE e.tenant_id = sg_tenant
         AND ($2 IS NULL OR e.capability_id = $2)
         AND ($3 IS NULL OR e.grant_index = $3)
       ORDER BY e.event_seq DESC
@@ -88,11 +100,14 @@ $$;
 CREATE FUNCTION spendguard.proposal_get(id uuid)
 RETURNS SETOF spendguard.tool_call
 LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  sg_tenant text;
 BEGIN
   PERFORM spendguard.check_reader();
+  sg_tenant := spendguard.current_tenant();
   RETURN QUERY
     SELECT * FROM spendguard.tool_call t
-    WHERE t.tenant_id = spendguard.current_tenant() AND t.id = $1;
+    WHERE t.tenant_id = sg_tenant AND t.id = $1;
 END
 $$;
 
@@ -102,8 +117,11 @@ CREATE FUNCTION spendguard.tool_calls(
   tool_name text DEFAULT NULL, status text DEFAULT NULL, conversation_id text DEFAULT NULL)
 RETURNS SETOF spendguard.tool_call
 LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  sg_tenant text;
 BEGIN
   PERFORM spendguard.check_reader($1);
+  sg_tenant := spendguard.current_tenant();
   PERFORM spendguard.check_id('principal_id', $3);
   PERFORM spendguard.check_id('tool_name', $4);
   PERFORM spendguard.check_id('conversation_id', $6);
@@ -111,7 +129,7 @@ BEGIN
   PERFORM spendguard.check_enum('status', $5, 'tool_call_status');
   RETURN QUERY
     SELECT * FROM spendguard.tool_call t
-    WHERE t.tenant_id = spendguard.current_tenant()
+    WHERE t.tenant_id = sg_tenant
       AND ($2 IS NULL OR t.principal_kind = $2)
       AND ($3 IS NULL OR t.principal_id = $3)
       AND ($4 IS NULL OR t.tool_name = $4)
@@ -155,6 +173,8 @@ REVOKE ALL ON FUNCTION spendguard.tenant_revoke(regrole, text) FROM PUBLIC;
 -- Retiring history deletes audit rows: only the owner, or a role an admin
 -- grants it to (docs/operations.md "Retiring history").
 REVOKE ALL ON FUNCTION spendguard.budget_retire_events(timestamptz, text, integer) FROM PUBLIC;
+-- Distributing the tables on Citus (SPEC §10): the owner's, once.
+REVOKE ALL ON FUNCTION spendguard.citus_distribute() FROM PUBLIC;
 
 -- Direct reads (for roles an admin grants SELECT to) see the current tenant
 -- only: every table of the schema has tenant_id and this policy.
@@ -330,3 +350,9 @@ COMMENT ON FUNCTION spendguard.proposal_expire_stale IS
 COMMENT ON FUNCTION spendguard.tool_call_record IS 'Audit a directly executed or failed tool call; returns its id';
 COMMENT ON FUNCTION spendguard.tool_calls IS
   'The tool-call audit log of the current tenant, newest first, filtered by principal, tool, status and conversation';
+COMMENT ON FUNCTION spendguard.citus_distribute() IS
+  'On a Citus coordinator: distributes every spendguard table by tenant_id, colocated with budget_usage (SPEC §10, docs/scale-out.md); tables already distributed are left. 55000 without Citus or on a worker';
+COMMENT ON FUNCTION spendguard.citus_tables() IS
+  'The tables citus_distribute() distributes: every table of the extension, budget_usage (the colocation anchor) first';
+COMMENT ON FUNCTION spendguard.citus_is_coordinator() IS
+  'Whether this node is the Citus coordinator; false without Citus';

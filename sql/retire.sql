@@ -286,13 +286,16 @@ COMMENT ON FUNCTION spendguard.budget_retire_events(timestamptz, text, integer) 
 CREATE FUNCTION spendguard.budget_checkpoints(capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL)
 RETURNS SETOF spendguard.budget_checkpoint
 LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  sg_tenant text;
 BEGIN
   PERFORM spendguard.check_reader();
+  sg_tenant := spendguard.current_tenant();
   PERFORM spendguard.check_id('capability_id', $1);
   PERFORM spendguard.check_grant_index($2);
   RETURN QUERY
     SELECT * FROM spendguard.budget_checkpoint k
-    WHERE k.tenant_id = spendguard.current_tenant()
+    WHERE k.tenant_id = sg_tenant
       AND ($1 IS NULL OR k.capability_id = $1)
       AND ($2 IS NULL OR k.grant_index = $2)
     ORDER BY k.capability_id, k.grant_index, k.through_seq;

@@ -29,18 +29,23 @@
 CREATE FUNCTION spendguard.verify(capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL)
 RETURNS TABLE (object text, check_name text, expected text, actual text)
 LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+  -- a value, not a call in the query: every read names the tenant, so on
+  -- Citus (SPEC §10) the whole query goes to the node that holds it
+  sg_tenant text;
 BEGIN
 PERFORM spendguard.check_reader();
+sg_tenant := spendguard.current_tenant();
 PERFORM spendguard.check_id('capability_id', $1);
 PERFORM spendguard.check_grant_index($2);
 RETURN QUERY
 WITH
-tenant AS (SELECT spendguard.current_tenant() AS id),
+tenant AS (SELECT sg_tenant AS id),
 -- each budget's newest checkpoint: where its fold starts
 ckpt AS (
   SELECT DISTINCT ON (k.capability_id, k.grant_index) k.*
   FROM spendguard.budget_checkpoint k, tenant t
-  WHERE k.tenant_id = t.id
+  WHERE k.tenant_id = sg_tenant
     AND ($1 IS NULL OR k.capability_id = $1)
     AND ($2 IS NULL OR k.grant_index = $2)
   ORDER BY k.capability_id, k.grant_index, k.through_seq DESC
@@ -62,7 +67,7 @@ ev AS (
     CASE WHEN e.allowed AND e.kind = 'reconcile_spend' THEN e.realized_spend_units
          ELSE 0 END::numeric AS d_realized
   FROM spendguard.budget_event e
-  JOIN tenant t ON e.tenant_id = t.id
+  JOIN tenant t ON e.tenant_id = sg_tenant
   LEFT JOIN ckpt k ON k.capability_id = e.capability_id AND k.grant_index = e.grant_index
   WHERE ($1 IS NULL OR e.capability_id = $1)
     AND ($2 IS NULL OR e.grant_index = $2)
@@ -101,10 +106,14 @@ links AS (
   FROM ev
   UNION ALL
   SELECT k.capability_id, k.grant_index, k.chain_n, k.prev_hash, k.hash,
-    spendguard.checkpoint_hash(k), format('checkpoint through event %s', k.through_seq), 1,
+    spendguard.checkpoint_link(k.prev_hash, k.tenant_id, k.capability_id, k.grant_index,
+      k.through_seq, k.retired_before, k.retired_at, k.events, k.invocation_count,
+      k.total_cost_exposed, k.total_cost_realized, k.unheld_exposed::text, k.last_allowed_seq,
+      k.retired_holds, k.retired_hold_realized::text, k.cut_chain_n, k.cut_hash, k.chain_n),
+    format('checkpoint through event %s', k.through_seq), 1,
     k.through_seq
   FROM spendguard.budget_checkpoint k
-  JOIN tenant t ON k.tenant_id = t.id
+  JOIN tenant t ON k.tenant_id = sg_tenant
   JOIN ckpt c ON c.capability_id = k.capability_id AND c.grant_index = k.grant_index
   WHERE ($1 IS NULL OR k.capability_id = $1)
     AND ($2 IS NULL OR k.grant_index = $2)
@@ -115,7 +124,7 @@ walk AS (
   SELECT l.*,
     coalesce(c.cut_chain_n, 0) + row_number() OVER w AS want_n,
     CASE WHEN row_number() OVER w = 1
-         THEN coalesce(c.cut_hash, spendguard.chain_genesis(t.id, l.capability_id, l.grant_index))
+         THEN coalesce(c.cut_hash, spendguard.chain_genesis(sg_tenant, l.capability_id, l.grant_index))
          ELSE lag(l.hash) OVER w END AS want_prev
   FROM links l
   CROSS JOIN tenant t
@@ -157,13 +166,13 @@ fold AS (
 ),
 usage AS (
   SELECT u.* FROM spendguard.budget_usage u, tenant t
-  WHERE u.tenant_id = t.id
+  WHERE u.tenant_id = sg_tenant
     AND ($1 IS NULL OR u.capability_id = $1)
     AND ($2 IS NULL OR u.grant_index = $2)
 ),
 holds AS (
   SELECT h.* FROM spendguard.budget_hold h, tenant t
-  WHERE h.tenant_id = t.id
+  WHERE h.tenant_id = sg_tenant
     AND ($1 IS NULL OR h.capability_id = $1)
     AND ($2 IS NULL OR h.grant_index = $2)
 ),
@@ -235,7 +244,7 @@ retired AS (
 -- tenant (without a hold a reservation has no budget to filter by)
 lost_reservations AS (
   SELECT r.hold_id FROM spendguard.spend_reservation r, tenant t
-  WHERE $1 IS NULL AND $2 IS NULL AND r.tenant_id = t.id
+  WHERE $1 IS NULL AND $2 IS NULL AND r.tenant_id = sg_tenant
     AND NOT EXISTS (SELECT 1 FROM spendguard.budget_hold h
                     WHERE h.tenant_id = r.tenant_id AND h.hold_id = r.hold_id)
 ),
@@ -245,7 +254,7 @@ lost_reservations AS (
 scope_holds AS (
   SELECT r.hold_id, r.status, s.scope, h.disposition
   FROM spendguard.scope_reservation r
-  JOIN tenant t ON r.tenant_id = t.id
+  JOIN tenant t ON r.tenant_id = sg_tenant
   CROSS JOIN LATERAL unnest(r.scopes) s(scope)
   LEFT JOIN spendguard.budget_hold h
     ON h.tenant_id = r.tenant_id

@@ -71,6 +71,11 @@ pgrx::extension_sql_file!(
         "retire"
     ]
 );
+pgrx::extension_sql_file!(
+    "../sql/citus.sql",
+    name = "citus_schema",
+    requires = ["retire"]
+);
 pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]

@@ -38,6 +38,14 @@ pub fn with_db<R>(
     f: impl FnOnce(&mut Db<'_, '_>) -> spendguard_core::Result<R>,
 ) -> spendguard_core::Result<R> {
     Spi::connect_mut(|client| {
+        if on_citus_worker(client) {
+            return Err(spendguard_core::Error::NotSupported(
+                "on Citus, spendguard's functions run on the coordinator, and this node is a \
+                 worker: the coordinator's commit_seq is what orders each budget's history \
+                 (docs/scale-out.md)"
+                    .into(),
+            ));
+        }
         f(&mut Db {
             client,
             tenant,
@@ -73,6 +81,10 @@ pub struct Stmt {
 }
 
 thread_local! {
+    /// Whether this backend's node is a Citus worker: asked once, when the
+    /// citus extension is there (a node does not change role under a
+    /// running backend).
+    static CITUS_WORKER: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
     static PLANS: RefCell<HashMap<usize, Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
 }
 
@@ -203,4 +215,26 @@ pub fn chained() -> bool {
         rel != pg_sys::InvalidOid
             && pg_sys::get_attnum(rel, c"chain_n".as_ptr()) != pg_sys::InvalidAttrNumber as i16
     }
+}
+
+/// Whether this node is a Citus worker (SPEC §10, docs/scale-out.md). A
+/// call runs where the application sends it; on Citus that must be the
+/// coordinator: every node has its own `commit_seq`, and the event_seq of a
+/// budget's events must grow along its history wherever its shard lives.
+/// Without the citus extension: false, from a catalog cache lookup.
+fn on_citus_worker(client: &SpiClient<'_>) -> bool {
+    if let Some(w) = CITUS_WORKER.get() {
+        return w;
+    }
+    // SAFETY: a catalog cache lookup by name.
+    let citus = unsafe { pg_sys::get_extension_oid(c"citus".as_ptr(), true) };
+    if citus == pg_sys::InvalidOid {
+        return false;
+    }
+    let coordinator = spi(client.select("SELECT pg_catalog.citus_is_coordinator()", None, &[]))
+        .first()
+        .get::<bool>(1);
+    let worker = !spi(coordinator).unwrap_or(true);
+    CITUS_WORKER.set(Some(worker));
+    worker
 }

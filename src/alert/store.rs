@@ -12,14 +12,17 @@ const INT8_ARRAY: PgOid = PgOid::BuiltIn(T::INT8ARRAYOID);
 const DATE_ARRAY: PgOid = PgOid::BuiltIn(T::DATEARRAYOID);
 
 /// New alerts, one per element of the arrays; a second alert of a key
-/// (alert_once) is dropped. Returns one row per alert written.
+/// (alert_once) is dropped. Returns how many were written: counted in the
+/// statement, not as RETURNING rows, since on Citus (SPEC §10) an INSERT
+/// whose ON CONFLICT drops rows reports more rows processed than it
+/// returns, and SPI refuses that (XX000).
 static NEW_ALERTS: Stmt = Stmt {
-    sql: "INSERT INTO spendguard.alert (tenant_id, scope, period, period_start, kind, percent, \
+    sql: "WITH w AS (INSERT INTO spendguard.alert (tenant_id, scope, period, period_start, kind, percent, \
           limit_micros, spent_micros) \
           SELECT $1, a.scope, a.period, a.period_start, a.kind, a.percent, a.limit_micros, a.spent \
           FROM unnest($2::text[], $3::text[], $4::date[], $5::text[], $6::int4[], $7::int8[], $8::int8[]) \
             a(scope, period, period_start, kind, percent, limit_micros, spent) \
-          ON CONFLICT DO NOTHING RETURNING 1",
+          ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM w",
     types: &[
         TEXT, TEXT_ARRAY, TEXT_ARRAY, DATE_ARRAY, TEXT_ARRAY, INT4_ARRAY, INT8_ARRAY, INT8_ARRAY,
     ],
@@ -63,7 +66,7 @@ impl Db<'_, '_> {
                 spent.into(),
             ],
         );
-        t.len() as i64
+        spi(t.first().get::<i64>(1)).unwrap_or(0)
     }
 
     pub fn notify_alerts(&mut self) {

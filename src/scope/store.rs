@@ -51,10 +51,11 @@ static LOCK_LIMIT: Stmt = Stmt {
 
 static SET_BUDGET: Stmt = Stmt {
     sql: "INSERT INTO spendguard.scope_budget \
-          (tenant_id, scope, period, limit_micros, alert_percents, slices) \
-          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, scope, period) \
+          (tenant_id, scope, period, limit_micros, alert_percents, slices, updated_at) \
+          VALUES ($1, $2, $3, $4, $5, $6, now()) ON CONFLICT (tenant_id, scope, period) \
           DO UPDATE SET limit_micros = EXCLUDED.limit_micros, \
-          alert_percents = EXCLUDED.alert_percents, slices = EXCLUDED.slices, updated_at = now()",
+          alert_percents = EXCLUDED.alert_percents, slices = EXCLUDED.slices, \
+          updated_at = EXCLUDED.updated_at",
     types: &[TEXT, TEXT, TEXT, INT8, INT4_ARRAY, INT4],
 };
 

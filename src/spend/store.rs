@@ -97,10 +97,10 @@ macro_rules! limits {
 static LIMITS: Versioned = versioned!(limits, &[TEXT, TEXT, TEXT]);
 
 static SET_BUDGET: Stmt = Stmt {
-    sql: "INSERT INTO spendguard.spend_budget (tenant_id, group_id, limit_micros, period) \
-          VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, group_id) \
+    sql: "INSERT INTO spendguard.spend_budget (tenant_id, group_id, limit_micros, period, \
+          updated_at) VALUES ($1, $2, $3, $4, now()) ON CONFLICT (tenant_id, group_id) \
           DO UPDATE SET limit_micros = EXCLUDED.limit_micros, period = EXCLUDED.period, \
-          updated_at = now()",
+          updated_at = EXCLUDED.updated_at",
     types: &[TEXT, TEXT, INT8, TEXT],
 };
 
@@ -113,9 +113,10 @@ macro_rules! set_override {
     ($v:ident) => {
         concat!(
             "INSERT INTO spendguard.spend_user_override (tenant_id, user_id, group_id, \
-             limit_micros) VALUES ($1, $2, $3, $4) ON CONFLICT (",
+             limit_micros, updated_at) VALUES ($1, $2, $3, $4, now()) ON CONFLICT (",
             user_key!($v),
-            ") DO UPDATE SET limit_micros = EXCLUDED.limit_micros, updated_at = now()"
+            ") DO UPDATE SET limit_micros = EXCLUDED.limit_micros, \
+             updated_at = EXCLUDED.updated_at"
         )
     };
 }

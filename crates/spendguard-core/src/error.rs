@@ -55,7 +55,8 @@ pub enum Error {
     /// 54001: a document nests deeper than the stack allows.
     TooDeep,
     /// 0A000: a value SPEC names that this release does not implement yet
-    /// (refused, never silently ignored).
+    /// (refused, never silently ignored), or a call on a node that does not
+    /// serve it (a Citus worker, SPEC §10).
     NotSupported(String),
 }
 

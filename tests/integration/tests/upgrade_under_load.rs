@@ -1,5 +1,5 @@
 //! Upgrades without a window (SPEC §10, issue 20): a database at the
-//! previous release (0.4.0) keeps serving every call once this release's
+//! previous releases (0.5.0 and 0.4.0) keeps serving every call once this release's
 //! package is installed (its library serves the old schema with the old
 //! statements), and `ALTER EXTENSION spendguard UPDATE` runs while writers
 //! of every capability keep calling: no call fails, every call a client saw
@@ -46,8 +46,17 @@ fn schema(c: &mut Client) -> Vec<String> {
     .collect()
 }
 
+/// From the release before this one (0.5.0, whose update replaces
+/// functions only) and from the one before it (0.4.0, whose update adds
+/// the chain's columns: the library serves it with 0.4.0's statements).
 #[test]
 fn every_call_is_served_while_the_extension_is_updated() {
+    for from in ["0.5.0", "0.4.0"] {
+        update_under_load(from);
+    }
+}
+
+fn update_under_load(from: &str) {
     let mut admin = Client::connect(&conninfo(), NoTls).unwrap();
     for db in [DB, FRESH] {
         admin
@@ -58,7 +67,7 @@ fn every_call_is_served_while_the_extension_is_updated() {
             .unwrap();
     }
     let mut c = Client::connect(&on(DB), NoTls).unwrap();
-    c.batch_execute("CREATE EXTENSION spendguard VERSION '0.4.0'")
+    c.batch_execute(&format!("CREATE EXTENSION spendguard VERSION '{from}'"))
         .unwrap();
     c.batch_execute(&format!("SET spendguard.tenant = '{TENANT}'"))
         .unwrap();
@@ -174,7 +183,7 @@ fn every_call_is_served_while_the_extension_is_updated() {
         a.len()
     );
     println!(
-        "upgrade under load: {before} calls acknowledged before ALTER EXTENSION spendguard UPDATE \
+        "upgrade under load from {from}: {before} calls acknowledged before ALTER EXTENSION spendguard UPDATE \
          ({:.2} s under load, {tries} tries), {} after, none failed; every acknowledged call in the log, \
          verify() clean, schema equal to a fresh install ({} objects)",
         took.as_secs_f64(),

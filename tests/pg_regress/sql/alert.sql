@@ -9,7 +9,7 @@ $$;
 
 SELECT spendguard.scope_set_budget('org:a', 'day', 1000, alert_percents => '{80,50,100,50}');
 SELECT alert_percents FROM spendguard.scope_budget
-WHERE tenant_id = spendguard.current_tenant() AND scope = 'org:a';
+WHERE tenant_id = 'regress-alert' AND scope = 'org:a';
 
 -- crossing 50, then 80: one alert each
 SELECT allowed FROM spendguard.scope_charge(ARRAY['org:a'], 499, '2026-06-24 12:00Z');
@@ -98,7 +98,8 @@ FROM spendguard.alert WHERE tenant_id = 'regress-alert' AND kind = 'blocked' LIM
 SET spendguard.tenant = 'regress-alert-other';
 SELECT count(*) FROM spendguard.alerts();
 SELECT count(*) FROM spendguard.alert_claim('w9', 100, '1 hour');
-SELECT spendguard.alert_ack(ARRAY(SELECT id FROM spendguard.alert WHERE tenant_id = 'regress-alert')) AS acks_nothing;
+SELECT array_agg(id) AS alert_ids FROM spendguard.alert WHERE tenant_id = 'regress-alert' \gset
+SELECT spendguard.alert_ack(:'alert_ids') AS acks_nothing;
 
 -- a transaction that PREPAREs: alert_notify off, the alert is still written
 SET spendguard.tenant = 'regress-alert';

@@ -8,7 +8,7 @@ SELECT spendguard.price_set('gpt-x', '2026-06-01 00:00Z', 2500000, 10000000, 125
 SELECT spendguard.price_set('gpt-x', '2026-07-01 00:00Z', 5000000, 20000000) > 0 AS second;
 SELECT spendguard.price_set('mini', '2026-06-01 00:00Z', 1, 1) > 0 AS one_micro_per_mtok;
 SELECT model, effective_from, input_micros_per_mtok, output_micros_per_mtok, cached_input_micros_per_mtok
-FROM spendguard.price WHERE tenant_id = spendguard.current_tenant() ORDER BY model, effective_from;
+FROM spendguard.price WHERE tenant_id = 'regress-price' ORDER BY model, effective_from;
 
 -- rounding: up once, on the total
 SELECT spendguard.price_cost('gpt-x', 1, 0, 0, '2026-06-15') AS one_token_2_5_up,
@@ -45,13 +45,13 @@ SELECT allowed, remaining_micros
 FROM spendguard.scope_reserve_tokens(ARRAY['org:p', 'user:a'], 'gpt-x', 1000000, 500000, 't1',
                                      '2026-06-20 12:00Z');
 SELECT estimate_micros, model, price_id = (SELECT id FROM spendguard.price
-                                           WHERE tenant_id = spendguard.current_tenant()
+                                           WHERE tenant_id = 'regress-price'
                                              AND model = 'gpt-x' AND effective_from = '2026-06-01 00:00Z') AS june_row
-FROM spendguard.scope_reservation WHERE tenant_id = spendguard.current_tenant() AND hold_id = 't1';
+FROM spendguard.scope_reservation WHERE tenant_id = 'regress-price' AND hold_id = 't1';
 SELECT spendguard.price_set('gpt-x', '2026-06-10 00:00Z', 9000000, 9000000) > 0 AS newer_june_price;
 SELECT allowed, remaining_micros FROM spendguard.scope_settle_tokens('t1', 800000, 200000, 400000);
 SELECT status, cost_micros, input_tokens, output_tokens, cached_input_tokens
-FROM spendguard.scope_reservation WHERE tenant_id = spendguard.current_tenant() AND hold_id = 't1';
+FROM spendguard.scope_reservation WHERE tenant_id = 'regress-price' AND hold_id = 't1';
 -- (800000 - 400000) x 2.5 + 400000 x 1.25 + 200000 x 10 = 1000000 + 500000 + 2000000
 SELECT spent_micros FROM spendguard.scope_usage('org:p');
 
@@ -79,9 +79,9 @@ SELECT * FROM spendguard.scope_reserve_tokens(ARRAY['org:p'], NULL, 1, 1, 'bad')
 SELECT * FROM spendguard.scope_reserve_tokens(ARRAY['org:p'], 'gpt-x', 9223372036854775807, 9223372036854775807, 'bad', '2026-06-20');
 SELECT * FROM spendguard.scope_settle_tokens('m1', 1, 1, 2);
 \set VERBOSITY default
-SELECT count(*) AS prices FROM spendguard.price WHERE tenant_id = spendguard.current_tenant();
+SELECT count(*) AS prices FROM spendguard.price WHERE tenant_id = 'regress-price';
 SELECT count(*) AS bad_reservations FROM spendguard.scope_reservation
-WHERE tenant_id = spendguard.current_tenant() AND hold_id = 'bad';
+WHERE tenant_id = 'regress-price' AND hold_id = 'bad';
 
 -- rows are never changed in place
 \set VERBOSITY sqlstate

@@ -23,7 +23,7 @@ SELECT spendguard.scope_set_budget('team:ml', 'week', 3000);
 SELECT spendguard.scope_set_budget('user:u1', 'day', 600);
 SELECT spendguard.scope_set_budget('key:k1', 'total', 10000);
 SELECT scope, period, limit_micros, alert_percents, slices
-FROM spendguard.scope_budget WHERE tenant_id = spendguard.current_tenant() ORDER BY scope, period;
+FROM spendguard.scope_budget WHERE tenant_id = 'regress-scope' ORDER BY scope, period;
 
 -- 1. allowed: held in every budget (and in model:m, which has none)
 SELECT d.allowed, d.blocked_scope, d.blocked_period, d.remaining_micros, d.hold_id,
@@ -36,7 +36,7 @@ SELECT d.allowed, d.blocked_scope, d.blocked_period, d.remaining_micros, d.hold_
 FROM spendguard.scope_reserve(ARRAY['org:acme', 'team:ml', 'user:u1', 'key:k1'],
                               300, 'r2', '2026-06-24 12:00Z') d;
 SELECT count(*) AS r2_rows FROM spendguard.scope_reservation
-WHERE tenant_id = spendguard.current_tenant() AND hold_id = 'r2';
+WHERE tenant_id = 'regress-scope' AND hold_id = 'r2';
 -- 3. denied at the org's day for another user (400 held + 700 > 1000)
 SELECT d.allowed, d.blocked_scope, d.blocked_period, pg_temp.room(d)
 FROM spendguard.scope_reserve(ARRAY['user:u2', 'org:acme'], 700, 'r3', '2026-06-24 12:00Z') d;
@@ -84,10 +84,10 @@ SELECT pg_sleep(0.01);
 SELECT spent_micros, reserved_micros FROM spendguard.scope_usage('user:u1', '2026-06-24 12:00Z');
 SELECT d.allowed, pg_temp.room(d) FROM spendguard.scope_settle('r8', 70) d;
 SELECT disposition, count(*) FROM spendguard.budget_hold
-WHERE tenant_id = spendguard.current_tenant()
+WHERE tenant_id = 'regress-scope'
   AND hold_id IN (SELECT 'scope-hold:' || left(encode(spendguard.id_key(r.hold_id, s), 'hex'), 32)
                   FROM spendguard.scope_reservation r, unnest(r.scopes) s
-                  WHERE r.tenant_id = spendguard.current_tenant())
+                  WHERE r.tenant_id = 'regress-scope')
 GROUP BY 1 ORDER BY 1;
 
 -- 11. scopes without a budget are recorded, never block; a repeated scope
@@ -188,9 +188,9 @@ SELECT * FROM spendguard.scope_spend('a', 'year', '2026-01-01');
 SELECT * FROM spendguard.scope_spend('a', 'day', '1999-01-01');
 \set VERBOSITY default
 SELECT count(*) AS reservations, count(*) FILTER (WHERE hold_id LIKE 'b%') AS bad
-FROM spendguard.scope_reservation WHERE tenant_id = spendguard.current_tenant();
+FROM spendguard.scope_reservation WHERE tenant_id = 'regress-scope';
 SELECT count(*) AS budgets_of_a FROM spendguard.scope_budget
-WHERE tenant_id = spendguard.current_tenant() AND scope = 'a';
+WHERE tenant_id = 'regress-scope' AND scope = 'a';
 
 -- 17. tenants never see each other's scopes
 SET spendguard.tenant = 'regress-scope-other';

@@ -42,4 +42,4 @@ SELECT * FROM spendguard.verify();
 -- purge
 SELECT spendguard.spend_purge('2026-06-23');
 SELECT day, user_id, spend_micros FROM spendguard.daily_spend
-WHERE tenant_id = spendguard.current_tenant() ORDER BY day, user_id;
+WHERE tenant_id = 'regress-spend' ORDER BY day, user_id;
