@@ -2,7 +2,7 @@
 # root with only the Rust toolchain; both install what they need first.
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-.PHONY: run test bench package setup lint unit pgtest install cluster upgraded-cluster regress upgrade backup integration package-test clients alerts stop psql clean
+.PHONY: run test bench package setup lint unit pgtest install cluster upgraded-cluster regress upgrade backup integration package-test clients alerts citus-test stop psql clean
 
 include_env = source scripts/env.sh
 
@@ -53,6 +53,11 @@ upgraded-cluster:
 
 regress:
 	bash scripts/regress.sh
+
+# Citus (SPEC §10): a coordinator and two workers, when citus.so is
+# installed; says so and skips when it is not
+citus-test: setup install
+	bash tests/citus/run.sh
 
 # 0.1.0 -> current: schema and catalog equal to a fresh install, rows intact
 upgrade:

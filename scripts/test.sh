@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-for target in setup lint unit pgtest install upgraded-cluster regress upgrade backup integration clients alerts package-test; do
+for target in setup lint unit pgtest install upgraded-cluster regress upgrade backup integration clients alerts package-test citus-test; do
   make --no-print-directory "$target" 2>&1 | tee -a "$log"
 done
 cargo_passed=$(grep -oE '^test result: ok\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')

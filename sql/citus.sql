@@ -83,3 +83,27 @@ BEGIN
   RETURN r;
 END
 $$;
+
+-- The tenant's shard group pinned for the rest of the transaction (nothing
+-- without Citus): the share lock on its shards' metadata that a Citus
+-- write takes and a shard move waits for. A function whose first statement
+-- is a locking read calls it first, so that it cannot read a row on the
+-- placement a move is leaving and write on the new one (the Rust
+-- functions do the same, src/spi.rs).
+CREATE FUNCTION spendguard.citus_pin_tenant(tenant text) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog AS $$
+DECLARE
+  distributed boolean;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
+    RETURN;
+  END IF;
+  EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_dist_partition
+                          WHERE logicalrelid = ''spendguard.budget_usage''::regclass)'
+    INTO distributed;
+  IF distributed THEN
+    EXECUTE 'SELECT lock_shard_metadata(5, ARRAY[get_shard_id_for_distribution_column(
+               ''spendguard.budget_usage'', $1)])' USING tenant;
+  END IF;
+END
+$$;

@@ -175,6 +175,7 @@ REVOKE ALL ON FUNCTION spendguard.tenant_revoke(regrole, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION spendguard.budget_retire_events(timestamptz, text, integer) FROM PUBLIC;
 -- Distributing the tables on Citus (SPEC §10): the owner's, once.
 REVOKE ALL ON FUNCTION spendguard.citus_distribute() FROM PUBLIC;
+REVOKE ALL ON FUNCTION spendguard.citus_pin_tenant(text) FROM PUBLIC;
 
 -- Direct reads (for roles an admin grants SELECT to) see the current tenant
 -- only: every table of the schema has tenant_id and this policy.
@@ -356,3 +357,5 @@ COMMENT ON FUNCTION spendguard.citus_tables() IS
   'The tables citus_distribute() distributes: every table of the extension, budget_usage (the colocation anchor) first';
 COMMENT ON FUNCTION spendguard.citus_is_coordinator() IS
   'Whether this node is the Citus coordinator; false without Citus';
+COMMENT ON FUNCTION spendguard.citus_pin_tenant(text) IS
+  'On Citus, pins the tenant''s shard group for the transaction (the share lock a shard move waits for); nothing without Citus';

@@ -137,6 +137,8 @@ BEGIN
       USING ERRCODE = 'invalid_transaction_state';
   END IF;
   t := spendguard.current_tenant();
+  -- on Citus, before the first locking read (sql/citus.sql)
+  PERFORM spendguard.citus_pin_tenant(t);
 
   FOR b IN
     SELECT DISTINCT e.capability_id, e.grant_index

@@ -615,6 +615,188 @@ ORDER BY p.o, p.object;
 END
 $fn$;
 
+-- sql/retire.sql
+CREATE OR REPLACE FUNCTION spendguard.budget_retire_events(
+  before timestamptz, capability_id text DEFAULT NULL, grant_index integer DEFAULT NULL)
+RETURNS SETOF spendguard.retirement
+LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+  t text;
+  r spendguard.retirement;
+  b record;
+  prev spendguard.budget_checkpoint;
+  prev_seq bigint;
+  c0 bigint;
+  cut bigint;
+  f record;
+  folded bigint;
+  n bigint;
+  head_n bigint;
+  head_hash bytea;
+  link spendguard.budget_checkpoint;
+BEGIN
+  PERFORM spendguard.check_id('capability_id', $2);
+  PERFORM spendguard.check_grant_index($3);
+  IF $1 IS NULL THEN
+    RAISE EXCEPTION 'before must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF $1 > now() THEN
+    RAISE EXCEPTION 'before (%) is in the future: only recorded history can be retired', $1
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- Each statement below must see what committed before it took its lock:
+  -- a snapshot from the start of the transaction could miss an event.
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION 'budget_retire_events runs in READ COMMITTED only (this transaction is %)',
+      current_setting('transaction_isolation')
+      USING ERRCODE = 'invalid_transaction_state';
+  END IF;
+  t := spendguard.current_tenant();
+  -- on Citus, before the first locking read (sql/citus.sql)
+  PERFORM spendguard.citus_pin_tenant(t);
+
+  FOR b IN
+    SELECT DISTINCT e.capability_id, e.grant_index
+    FROM spendguard.budget_event e
+    WHERE e.tenant_id = t AND e.recorded_at < $1
+      AND ($2 IS NULL OR e.capability_id = $2)
+      AND ($3 IS NULL OR e.grant_index = $3)
+    ORDER BY 1, 2
+  LOOP
+    SELECT u.chain_n, u.chain_hash INTO head_n, head_hash FROM spendguard.budget_usage u
+    WHERE u.tenant_id = t AND u.capability_id = b.capability_id AND u.grant_index = b.grant_index
+    FOR UPDATE;
+
+    IF EXISTS (SELECT 1 FROM spendguard.verify(b.capability_id, b.grant_index)) THEN
+      RAISE EXCEPTION 'budget (%, %) does not verify: its history is not retired', b.capability_id, b.grant_index
+        USING ERRCODE = 'SG006', HINT = 'SELECT * FROM spendguard.verify(capability_id, grant_index) says what is wrong';
+    END IF;
+
+    prev := NULL;
+    SELECT * INTO prev FROM spendguard.budget_checkpoint k
+    WHERE k.tenant_id = t AND k.capability_id = b.capability_id AND k.grant_index = b.grant_index
+    ORDER BY k.through_seq DESC LIMIT 1;
+    prev_seq := coalesce(prev.through_seq, 0);
+
+    -- the longest prefix of the budget's remaining history recorded before $1
+    SELECT coalesce(
+      (SELECT min(e.event_seq) - 1 FROM spendguard.budget_event e
+       WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
+         AND e.event_seq > prev_seq AND e.recorded_at >= $1),
+      (SELECT max(e.event_seq) FROM spendguard.budget_event e
+       WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
+         AND e.event_seq > prev_seq),
+      prev_seq) INTO c0;
+
+    -- each hold's span [first, last) of its allowed events; an open hold
+    -- spans to the end. The cut is c0 or just before some hold's first event,
+    -- whichever is largest and inside no span.
+    WITH spans AS (
+      SELECT min(e.event_seq) AS first_seq,
+             CASE WHEN min(h.disposition) = 'open' THEN 9223372036854775807
+                  ELSE max(e.event_seq) END AS last_seq
+      FROM spendguard.budget_event e
+      JOIN spendguard.budget_hold h ON h.tenant_id = e.tenant_id AND h.hold_id = e.hold_id
+      WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
+        AND e.event_seq > prev_seq AND e.allowed AND e.hold_id IS NOT NULL
+      GROUP BY e.hold_id
+    ),
+    candidates AS (
+      SELECT c0 AS c UNION ALL SELECT s.first_seq - 1 FROM spans s WHERE s.first_seq <= c0
+    )
+    SELECT max(x.c) INTO cut FROM candidates x
+    WHERE x.c > prev_seq
+      AND NOT EXISTS (SELECT 1 FROM spans s WHERE s.first_seq <= x.c AND x.c < s.last_seq);
+
+    folded := 0;
+    IF cut IS NOT NULL THEN
+      -- the fold of the events being retired (the same deltas as verify())
+      WITH ev AS (
+        SELECT e.*,
+          CASE WHEN NOT e.allowed THEN 0
+               WHEN e.kind IN ('authorize_exposure', 'increment_invocation') THEN 1
+               WHEN e.kind = 'reverse_exposure' THEN -1
+               ELSE 0 END AS d_count,
+          CASE WHEN NOT e.allowed OR e.kind = 'increment_invocation' THEN 0
+               WHEN e.kind = 'authorize_exposure' THEN e.exposure_units::numeric
+               ELSE -(e.exposure_units::numeric) END AS d_exposed,
+          CASE WHEN e.allowed AND e.kind = 'reconcile_spend' THEN e.realized_spend_units
+               ELSE 0 END::numeric AS d_realized
+        FROM spendguard.budget_event e
+        WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
+          AND e.event_seq > prev_seq AND e.event_seq <= cut
+      ),
+      retired_holds AS (
+        SELECT h.realized_spend FROM spendguard.budget_hold h
+        WHERE h.tenant_id = t
+          AND h.hold_id IN (SELECT ev.hold_id FROM ev WHERE ev.allowed AND ev.hold_id IS NOT NULL)
+      )
+      SELECT count(*) AS events, max(ev.event_seq) AS max_seq,
+             sum(ev.d_count) AS d_count, sum(ev.d_exposed) AS d_exposed,
+             sum(ev.d_realized) AS d_realized,
+             coalesce(sum(ev.d_exposed) FILTER (WHERE ev.hold_id IS NULL), 0) AS d_unheld,
+             max(ev.event_seq) FILTER (WHERE ev.allowed) AS last_allowed,
+             (SELECT count(*) FROM retired_holds) AS holds,
+             (SELECT coalesce(sum(rh.realized_spend), 0) FROM retired_holds rh) AS hold_realized
+      INTO f FROM ev;
+      folded := f.events;
+      -- the checkpoint names the last event it covers (the same cut: no
+      -- event of the budget lies between the two, and none can come)
+      cut := f.max_seq;
+    END IF;
+
+    -- (a cut before the budget's first remaining event retires nothing)
+    IF folded > 0 THEN
+      link := NULL;
+      link.tenant_id := t;
+      link.capability_id := b.capability_id;
+      link.grant_index := b.grant_index;
+      link.through_seq := cut;
+      link.retired_before := $1;
+      link.retired_at := now();
+      link.events := coalesce(prev.events, 0) + f.events;
+      link.invocation_count := coalesce(prev.invocation_count, 0) + f.d_count;
+      link.total_cost_exposed := coalesce(prev.total_cost_exposed, 0) + f.d_exposed;
+      link.total_cost_realized := coalesce(prev.total_cost_realized, 0) + f.d_realized;
+      link.unheld_exposed := coalesce(prev.unheld_exposed, 0) + f.d_unheld;
+      link.last_allowed_seq := coalesce(f.last_allowed, prev.last_allowed_seq, 0);
+      link.retired_holds := coalesce(prev.retired_holds, 0) + f.holds;
+      link.retired_hold_realized := coalesce(prev.retired_hold_realized, 0) + f.hold_realized;
+      -- the cut in the chain, and the checkpoint's own link at the head
+      SELECT e.chain_n, e.hash INTO link.cut_chain_n, link.cut_hash FROM spendguard.budget_event e
+      WHERE e.tenant_id = t AND e.event_seq = cut;
+      link.chain_n := head_n + 1;
+      link.prev_hash := head_hash;
+      link.hash := spendguard.checkpoint_hash(link);
+      INSERT INTO spendguard.budget_checkpoint SELECT (link).*;
+      UPDATE spendguard.budget_usage u SET chain_n = link.chain_n, chain_hash = link.hash
+      WHERE u.tenant_id = t AND u.capability_id = b.capability_id AND u.grant_index = b.grant_index;
+
+      DELETE FROM spendguard.budget_event e
+      WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
+        AND e.event_seq > prev_seq AND e.event_seq <= cut;
+      GET DIAGNOSTICS n = ROW_COUNT;
+      IF n <> f.events THEN   -- cannot happen under the budget's lock; never half-retire
+        RAISE EXCEPTION 'budget (%, %): folded % events but deleted %', b.capability_id, b.grant_index, f.events, n
+          USING ERRCODE = 'internal_error';
+      END IF;
+    ELSE
+      n := 0;
+      cut := NULL;
+    END IF;
+
+    r.capability_id := b.capability_id;
+    r.grant_index := b.grant_index;
+    r.retired_events := n;
+    r.through_seq := coalesce(cut, prev_seq);
+    SELECT count(*) INTO r.kept_events FROM spendguard.budget_event e
+    WHERE e.tenant_id = t AND e.capability_id = b.capability_id AND e.grant_index = b.grant_index
+      AND e.event_seq > coalesce(cut, prev_seq) AND e.recorded_at < $1;
+    RETURN NEXT r;
+  END LOOP;
+END
+$fn$;
+
 -- The extension's tables, the budgets first (the colocation anchor).
 CREATE FUNCTION spendguard.citus_tables() RETURNS SETOF regclass
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
@@ -692,6 +874,30 @@ BEGIN
 END
 $$;
 
+-- The tenant's shard group pinned for the rest of the transaction (nothing
+-- without Citus): the share lock on its shards' metadata that a Citus
+-- write takes and a shard move waits for. A function whose first statement
+-- is a locking read calls it first, so that it cannot read a row on the
+-- placement a move is leaving and write on the new one (the Rust
+-- functions do the same, src/spi.rs).
+CREATE FUNCTION spendguard.citus_pin_tenant(tenant text) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog AS $$
+DECLARE
+  distributed boolean;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
+    RETURN;
+  END IF;
+  EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_dist_partition
+                          WHERE logicalrelid = ''spendguard.budget_usage''::regclass)'
+    INTO distributed;
+  IF distributed THEN
+    EXECUTE 'SELECT lock_shard_metadata(5, ARRAY[get_shard_id_for_distribution_column(
+               ''spendguard.budget_usage'', $1)])' USING tenant;
+  END IF;
+END
+$$;
+
 -- sql/finalize.sql: security (CREATE OR REPLACE resets SECURITY DEFINER and the settings)
 ALTER FUNCTION spendguard.budget_usage(text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION spendguard.budget_usages(integer, text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
@@ -705,13 +911,18 @@ ALTER FUNCTION spendguard.alerts(timestamptz, text) SECURITY DEFINER SET search_
 ALTER FUNCTION spendguard.chain_heads() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION spendguard.budget_checkpoints(text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION spendguard.verify(text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.budget_retire_events(timestamptz, text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION spendguard.citus_tables() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION spendguard.citus_distribute() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION spendguard.citus_is_coordinator() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.citus_pin_tenant(text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 REVOKE ALL ON FUNCTION spendguard.citus_distribute() FROM PUBLIC;
+REVOKE ALL ON FUNCTION spendguard.citus_pin_tenant(text) FROM PUBLIC;
 COMMENT ON FUNCTION spendguard.citus_distribute() IS
   'On a Citus coordinator: distributes every spendguard table by tenant_id, colocated with budget_usage (SPEC §10, docs/scale-out.md); tables already distributed are left. 55000 without Citus or on a worker';
 COMMENT ON FUNCTION spendguard.citus_tables() IS
   'The tables citus_distribute() distributes: every table of the extension, budget_usage (the colocation anchor) first';
 COMMENT ON FUNCTION spendguard.citus_is_coordinator() IS
   'Whether this node is the Citus coordinator; false without Citus';
+COMMENT ON FUNCTION spendguard.citus_pin_tenant(text) IS
+  'On Citus, pins the tenant''s shard group for the transaction (the share lock a shard move waits for); nothing without Citus';

@@ -38,13 +38,17 @@ pub fn with_db<R>(
     f: impl FnOnce(&mut Db<'_, '_>) -> spendguard_core::Result<R>,
 ) -> spendguard_core::Result<R> {
     Spi::connect_mut(|client| {
-        if on_citus_worker(client) {
-            return Err(spendguard_core::Error::NotSupported(
-                "on Citus, spendguard's functions run on the coordinator, and this node is a \
-                 worker: the coordinator's commit_seq is what orders each budget's history \
-                 (docs/scale-out.md)"
-                    .into(),
-            ));
+        match citus(client) {
+            Citus::No => {}
+            Citus::Worker => {
+                return Err(spendguard_core::Error::NotSupported(
+                    "on Citus, spendguard's functions run on the coordinator, and this node is \
+                     a worker: the coordinator's commit_seq is what orders each budget's \
+                     history (docs/scale-out.md)"
+                        .into(),
+                ))
+            }
+            Citus::Coordinator => pin_tenant_shards(client, tenant),
         }
         f(&mut Db {
             client,
@@ -81,10 +85,8 @@ pub struct Stmt {
 }
 
 thread_local! {
-    /// Whether this backend's node is a Citus worker: asked once, when the
-    /// citus extension is there (a node does not change role under a
-    /// running backend).
-    static CITUS_WORKER: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+    /// Where this backend runs on Citus, once known (see [`citus`]).
+    static CITUS: std::cell::Cell<Option<Citus>> = const { std::cell::Cell::new(None) };
     static PLANS: RefCell<HashMap<usize, Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
 }
 
@@ -217,24 +219,63 @@ pub fn chained() -> bool {
     }
 }
 
-/// Whether this node is a Citus worker (SPEC §10, docs/scale-out.md). A
-/// call runs where the application sends it; on Citus that must be the
-/// coordinator: every node has its own `commit_seq`, and the event_seq of a
-/// budget's events must grow along its history wherever its shard lives.
-/// Without the citus extension: false, from a catalog cache lookup.
-fn on_citus_worker(client: &SpiClient<'_>) -> bool {
-    if let Some(w) = CITUS_WORKER.get() {
-        return w;
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Citus {
+    /// no citus extension, or spendguard's tables not distributed (yet)
+    No,
+    /// the coordinator of a database whose spendguard tables are distributed
+    Coordinator,
+    /// a worker of such a database
+    Worker,
+}
+
+/// Where this call runs (SPEC §10, docs/scale-out.md). A call runs where
+/// the application sends it; on Citus that must be the coordinator: every
+/// node has its own `commit_seq`, and the event_seq of a budget's events
+/// must grow along its history wherever its shard lives. Without the citus
+/// extension: `No`, from a catalog cache lookup. Known per backend once
+/// the tables are distributed (a node does not change role, nor a table
+/// go back to local, under a running backend).
+fn citus(client: &SpiClient<'_>) -> Citus {
+    if let Some(c) = CITUS.get() {
+        return c;
     }
     // SAFETY: a catalog cache lookup by name.
-    let citus = unsafe { pg_sys::get_extension_oid(c"citus".as_ptr(), true) };
-    if citus == pg_sys::InvalidOid {
-        return false;
+    let ext = unsafe { pg_sys::get_extension_oid(c"citus".as_ptr(), true) };
+    if ext == pg_sys::InvalidOid {
+        return Citus::No;
     }
-    let coordinator = spi(client.select("SELECT pg_catalog.citus_is_coordinator()", None, &[]))
-        .first()
-        .get::<bool>(1);
-    let worker = !spi(coordinator).unwrap_or(true);
-    CITUS_WORKER.set(Some(worker));
-    worker
+    let t = spi(client.select(
+        "SELECT pg_catalog.citus_is_coordinator(), EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition \
+         WHERE logicalrelid = 'spendguard.budget_usage'::pg_catalog.regclass)",
+        None,
+        &[],
+    ))
+    .first();
+    let coordinator = spi(t.get::<bool>(1)).unwrap_or(true);
+    if !spi(t.get::<bool>(2)).unwrap_or(false) {
+        return Citus::No;
+    }
+    let c = if coordinator {
+        Citus::Coordinator
+    } else {
+        Citus::Worker
+    };
+    CITUS.set(Some(c));
+    c
+}
+
+/// The tenant's shard group, pinned for the rest of the transaction: a
+/// share lock on its shards' metadata, the lock a Citus write takes and a
+/// shard move waits for. Without it a decision's first statement (a
+/// locking read, which Citus does not count as a write) can read a budget
+/// row on the placement a move is leaving, and write on the one it moved
+/// to: a lost update, seen in tests/integration/tests/citus.rs.
+fn pin_tenant_shards(client: &mut SpiClient<'_>, tenant: &str) {
+    static PIN: Stmt = Stmt {
+        sql: "SELECT pg_catalog.lock_shard_metadata(5, ARRAY[\
+              pg_catalog.get_shard_id_for_distribution_column('spendguard.budget_usage', $1)])",
+        types: &[TEXT],
+    };
+    spi(run(client, &PIN, &[tenant.into()]));
 }

@@ -42,12 +42,27 @@ CONF
   done
 }
 
+# Drops a database on every node (first rolling back the prepared
+# transactions of it that a test which terminates backends can leave).
+drop() {
+  local name=$1 i gid
+  for i in 0 1 2; do
+    for gid in $(psql_at "${ports[$i]}" -d postgres -At -c \
+        "SELECT gid FROM pg_prepared_xacts WHERE database = '$name'"); do
+      psql_at "${ports[$i]}" -d "$name" -c "ROLLBACK PREPARED '$gid'" >/dev/null
+    done
+    psql_at "${ports[$i]}" -d postgres -c "SET client_min_messages = warning" \
+      -c "DROP DATABASE IF EXISTS $name WITH (FORCE)"
+  done
+}
+
 # A database on every node with citus, the workers added, spendguard created
 # on the coordinator (Citus creates it on the workers) and distributed.
 db() {
   local name=$1 i
+  drop "$name"
   for i in 0 1 2; do
-    psql_at "${ports[$i]}" -d postgres -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" -c "CREATE DATABASE $name" 2>&1 | { grep -v NOTICE || true; }
+    psql_at "${ports[$i]}" -d postgres -c "CREATE DATABASE $name"
     psql_at "${ports[$i]}" -d "$name" -c "CREATE EXTENSION citus"
   done
   psql_at "$port0" -d "$name" -c "SELECT citus_set_coordinator_host('127.0.0.1', $port0)" >/dev/null
@@ -69,6 +84,7 @@ stop() {
 case "${1:-}" in
   start) start ;;
   db) db "$2" ;;
+  drop) drop "$2" ;;
   stop) stop ;;
-  *) echo "usage: $0 start|stop|db NAME" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|db NAME|drop NAME" >&2; exit 2 ;;
 esac

@@ -5,7 +5,8 @@
 # prints something else, tests/citus/expected's (every such difference is
 # explained in tests/citus/README.md). Both sides are compared after
 # normalizing what changes from run to run on Citus: worker ports, the
-# timestamps Citus's EXPLAIN inlines, pg_temp schema numbers.
+# timestamps Citus's EXPLAIN inlines (and the width of the plan's header
+# that follows them), pg_temp schema numbers.
 # Args: host port db [--accept] (--accept writes tests/citus/expected for
 # the files that differ from the single-node output; review with git diff).
 set -euo pipefail
@@ -24,9 +25,9 @@ done
   --use-existing --bindir="$PG_BIN" --host="$host" --port="$port" --user=postgres \
   --dbname="$db" --inputdir="$work" --outputdir="$work" "${tests[@]}" >"$work/pg_regress.log" 2>&1 || true
 normalize() {
-  sed -E -e 's/port=[0-9]+/port=N/g' -e 's/pg_temp_[0-9]+/pg_temp_N/g' \
+  sed -E -e 's/port=[0-9]+/port=N/g' -e 's/dbname=[a-z_]+/dbname=DB/g' -e 's/pg_temp_[0-9]+/pg_temp_N/g' \
     -e "s/'[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.]+\+00'::timestamp with time zone/'T'::timestamptz/g" \
-    -e 's/_[0-9]{6}\b/_SHARD/g' "$1"
+    -e 's/_[0-9]{6}\b/_SHARD/g' -e 's/^-{10,}$/---/' -e 's/^ +QUERY PLAN +$/ QUERY PLAN/' "$1"
 }
 failed=0 passed=0
 for t in "${tests[@]}"; do
