@@ -152,6 +152,8 @@ BEGIN
     WHERE p.pronamespace = 'spendguard'::regnamespace
       AND p.prorettype <> 'trigger'::regtype
       AND p.provolatile <> 'i'
+      -- procedures that commit (sql/maintenance.sql) cannot be either
+      AND p.prokind = 'f'
   LOOP
     EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp', f);
   END LOOP;
@@ -173,6 +175,7 @@ REVOKE ALL ON FUNCTION spendguard.tenant_revoke(regrole, text) FROM PUBLIC;
 -- Retiring history deletes audit rows: only the owner, or a role an admin
 -- grants it to (docs/operations.md "Retiring history").
 REVOKE ALL ON FUNCTION spendguard.budget_retire_events(timestamptz, text, integer) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE spendguard.budget_retire_events_all(timestamptz, bigint) FROM PUBLIC;
 -- Distributing the tables on Citus (SPEC §10): the owner's, once.
 REVOKE ALL ON FUNCTION spendguard.citus_distribute() FROM PUBLIC;
 REVOKE ALL ON FUNCTION spendguard.citus_pin_tenant(text) FROM PUBLIC;
@@ -359,3 +362,9 @@ COMMENT ON FUNCTION spendguard.citus_is_coordinator() IS
   'Whether this node is the Citus coordinator; false without Citus';
 COMMENT ON FUNCTION spendguard.citus_pin_tenant(text) IS
   'On Citus, pins the tenant''s shard group for the transaction (the share lock a shard move waits for); nothing without Citus';
+COMMENT ON FUNCTION spendguard.retire_candidates(timestamptz) IS
+  'The current tenant''s budgets with events recorded before the time and after their newest checkpoint: what budget_retire_events_all retires, one budget per transaction';
+COMMENT ON PROCEDURE spendguard.budget_expire_holds_all(bigint, timestamptz, integer) IS
+  'budget_expire_holds in batches, committing after each: a decision waits for one batch at most. CALL at top level; returns how many holds expired';
+COMMENT ON PROCEDURE spendguard.budget_retire_events_all(timestamptz, bigint) IS
+  'budget_retire_events budget by budget, committing after each: a decision waits for one budget''s retirement at most. CALL at top level; returns how many events were retired. Not executable by PUBLIC';

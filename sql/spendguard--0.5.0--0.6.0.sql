@@ -8,6 +8,9 @@
 -- (a call in the query would run on the workers, which do not have the
 -- caller's tenant), and verify() hashes checkpoint links from their
 -- columns (a whole-row argument names the shard's row type on a worker).
+-- Maintenance that never stalls a decision (issue 21):
+-- budget_expire_holds_all and budget_retire_events_all, procedures that
+-- commit per batch of holds or per budget, and retire_candidates.
 --
 -- No table changes: the update replaces functions only, so it takes no
 -- lock a call waits for, and the 0.6.0 library serves a 0.5.0 database
@@ -797,6 +800,89 @@ BEGIN
 END
 $fn$;
 
+-- The current tenant's budgets that have events recorded before `before`
+-- after their newest checkpoint: what budget_retire_events_all works
+-- through, one budget per transaction. One probe of the per-budget event
+-- index per budget (the log's size does not matter).
+CREATE FUNCTION spendguard.retire_candidates(before timestamptz)
+RETURNS TABLE (capability_id text, grant_index integer)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  sg_tenant text;
+BEGIN
+  PERFORM spendguard.check_reader();
+  sg_tenant := spendguard.current_tenant();
+  IF $1 IS NULL THEN
+    RAISE EXCEPTION 'before must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  RETURN QUERY
+    SELECT u.capability_id, u.grant_index
+    FROM spendguard.budget_usage u
+    WHERE u.tenant_id = sg_tenant
+      AND EXISTS (
+        SELECT 1 FROM spendguard.budget_event e
+        WHERE e.tenant_id = u.tenant_id AND e.capability_id = u.capability_id
+          AND e.grant_index = u.grant_index AND e.recorded_at < $1
+          AND e.event_seq > coalesce(
+            (SELECT max(k.through_seq) FROM spendguard.budget_checkpoint k
+             WHERE k.tenant_id = u.tenant_id AND k.capability_id = u.capability_id
+               AND k.grant_index = u.grant_index), 0))
+    ORDER BY u.capability_id COLLATE "C", u.grant_index;
+END
+$$;
+
+-- budget_expire_holds in batches of `batch` holds (1..10000, else
+-- 22023), committing after each, until a batch expires fewer than
+-- `batch` (the rest is due later, or belongs to budgets busy right now:
+-- the next sweep gets them). `now` is fixed at the first batch. Returns
+-- how many holds it expired.
+CREATE PROCEDURE spendguard.budget_expire_holds_all(
+  INOUT expired bigint DEFAULT NULL, now timestamptz DEFAULT NULL, batch integer DEFAULT 100)
+LANGUAGE plpgsql AS $$
+DECLARE
+  at timestamptz := coalesce(now, pg_catalog.now());
+  n bigint;
+BEGIN
+  IF batch IS NULL OR batch < 1 OR batch > 10000 THEN
+    RAISE EXCEPTION 'batch must be between 1 and 10000, got %', coalesce(batch::text, 'NULL')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  expired := 0;
+  LOOP
+    n := spendguard.budget_expire_holds(at, batch);
+    expired := expired + n;
+    COMMIT;
+    EXIT WHEN n < batch;
+  END LOOP;
+END
+$$;
+
+-- budget_retire_events for each of the current tenant's budgets with
+-- history recorded before `before`, one budget per transaction. Returns
+-- how many events it retired.
+CREATE PROCEDURE spendguard.budget_retire_events_all(
+  before timestamptz, INOUT retired bigint DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+  caps text[];
+  grants integer[];
+  i integer;
+  n bigint;
+BEGIN
+  SELECT pg_catalog.array_agg(c.capability_id), pg_catalog.array_agg(c.grant_index)
+    INTO caps, grants
+  FROM spendguard.retire_candidates(before) c;
+  COMMIT;
+  retired := 0;
+  FOR i IN 1 .. coalesce(pg_catalog.array_length(caps, 1), 0) LOOP
+    SELECT coalesce(pg_catalog.sum(r.retired_events), 0) INTO n
+    FROM spendguard.budget_retire_events(before, caps[i], grants[i]) r;
+    retired := retired + n;
+    COMMIT;
+  END LOOP;
+END
+$$;
+
 -- The extension's tables, the budgets first (the colocation anchor).
 CREATE FUNCTION spendguard.citus_tables() RETURNS SETOF regclass
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
@@ -912,12 +998,14 @@ ALTER FUNCTION spendguard.chain_heads() SECURITY DEFINER SET search_path = pg_ca
 ALTER FUNCTION spendguard.budget_checkpoints(text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION spendguard.verify(text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION spendguard.budget_retire_events(timestamptz, text, integer) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION spendguard.retire_candidates(timestamptz) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION spendguard.citus_tables() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION spendguard.citus_distribute() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION spendguard.citus_is_coordinator() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION spendguard.citus_pin_tenant(text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 REVOKE ALL ON FUNCTION spendguard.citus_distribute() FROM PUBLIC;
 REVOKE ALL ON FUNCTION spendguard.citus_pin_tenant(text) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE spendguard.budget_retire_events_all(timestamptz, bigint) FROM PUBLIC;
 COMMENT ON FUNCTION spendguard.citus_distribute() IS
   'On a Citus coordinator: distributes every spendguard table by tenant_id, colocated with budget_usage (SPEC §10, docs/scale-out.md); tables already distributed are left. 55000 without Citus or on a worker';
 COMMENT ON FUNCTION spendguard.citus_tables() IS
@@ -926,3 +1014,9 @@ COMMENT ON FUNCTION spendguard.citus_is_coordinator() IS
   'Whether this node is the Citus coordinator; false without Citus';
 COMMENT ON FUNCTION spendguard.citus_pin_tenant(text) IS
   'On Citus, pins the tenant''s shard group for the transaction (the share lock a shard move waits for); nothing without Citus';
+COMMENT ON FUNCTION spendguard.retire_candidates(timestamptz) IS
+  'The current tenant''s budgets with events recorded before the time and after their newest checkpoint: what budget_retire_events_all retires, one budget per transaction';
+COMMENT ON PROCEDURE spendguard.budget_expire_holds_all(bigint, timestamptz, integer) IS
+  'budget_expire_holds in batches, committing after each: a decision waits for one batch at most. CALL at top level; returns how many holds expired';
+COMMENT ON PROCEDURE spendguard.budget_retire_events_all(timestamptz, bigint) IS
+  'budget_retire_events budget by budget, committing after each: a decision waits for one budget''s retirement at most. CALL at top level; returns how many events were retired. Not executable by PUBLIC';

@@ -72,6 +72,11 @@ pgrx::extension_sql_file!(
     ]
 );
 pgrx::extension_sql_file!(
+    "../sql/maintenance.sql",
+    name = "maintenance",
+    requires = ["retire", budget::budget_expire_holds]
+);
+pgrx::extension_sql_file!(
     "../sql/citus.sql",
     name = "citus_schema",
     requires = ["retire"]
