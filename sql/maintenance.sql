@@ -45,10 +45,10 @@ END
 $$;
 
 -- budget_expire_holds in batches of `batch` holds (1..10000, else
--- 22023), committing after each, until a batch expires fewer than
--- `batch` (the rest is due later, or belongs to budgets busy right now:
--- the next sweep gets them). `now` is fixed at the first batch. Returns
--- how many holds it expired.
+-- 22023), committing after each, until a batch expires none (what is
+-- left is due later, or belongs to budgets busy right now: the next sweep
+-- gets them). `now` is fixed at the first batch. Returns how many holds
+-- it expired.
 CREATE PROCEDURE spendguard.budget_expire_holds_all(
   INOUT expired bigint DEFAULT NULL, now timestamptz DEFAULT NULL, batch integer DEFAULT 100)
 LANGUAGE plpgsql AS $$
@@ -65,7 +65,7 @@ BEGIN
     n := spendguard.budget_expire_holds(at, batch);
     expired := expired + n;
     COMMIT;
-    EXIT WHEN n < batch;
+    EXIT WHEN n = 0;
   END LOOP;
 END
 $$;

@@ -232,17 +232,24 @@ enum Citus {
 /// Where this call runs (SPEC §10, docs/scale-out.md). A call runs where
 /// the application sends it; on Citus that must be the coordinator: every
 /// node has its own `commit_seq`, and the event_seq of a budget's events
-/// must grow along its history wherever its shard lives. Without the citus
-/// extension: `No`, from a catalog cache lookup. Known per backend once
+/// must grow along its history wherever its shard lives. Without Citus:
+/// `No`, from a catalog cache lookup. Known per backend once
 /// the tables are distributed (a node does not change role, nor a table
 /// go back to local, under a running backend).
 fn citus(client: &SpiClient<'_>) -> Citus {
     if let Some(c) = CITUS.get() {
         return c;
     }
+    // Citus's catalog table, looked up in the relation name cache (a hash
+    // probe: every call on a single node pays only this).
     // SAFETY: a catalog cache lookup by name.
-    let ext = unsafe { pg_sys::get_extension_oid(c"citus".as_ptr(), true) };
-    if ext == pg_sys::InvalidOid {
+    let dist = unsafe {
+        pg_sys::get_relname_relid(
+            c"pg_dist_partition".as_ptr(),
+            pg_sys::Oid::from(pg_sys::PG_CATALOG_NAMESPACE),
+        )
+    };
+    if dist == pg_sys::InvalidOid {
         return Citus::No;
     }
     let t = spi(client.select(
