@@ -97,7 +97,11 @@ fn the_sweep_commits_per_batch() {
         )
         .unwrap()
         .get(0);
-    assert_eq!(n + rest, i64::from(BUDGETS * HOLDS), "every due hold expired once");
+    assert_eq!(
+        n + rest,
+        i64::from(BUDGETS * HOLDS),
+        "every due hold expired once"
+    );
     let open: i64 = c
         .query_one(
             "SELECT count(*) FROM spendguard.budget_holds(lim => 100000, disposition => 'open') \
