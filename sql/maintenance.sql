@@ -15,8 +15,9 @@
 
 -- The current tenant's budgets that have events recorded before `before`
 -- after their newest checkpoint: what budget_retire_events_all works
--- through, one budget per transaction. One probe of the per-budget event
--- index per budget (the log's size does not matter).
+-- through, one budget per transaction. Per budget, the per-budget event
+-- index from its newest checkpoint on, up to the first event before
+-- `before`: the retired log and other budgets' history are not read.
 CREATE FUNCTION spendguard.retire_candidates(before timestamptz)
 RETURNS TABLE (capability_id text, grant_index integer)
 LANGUAGE plpgsql STABLE AS $$
