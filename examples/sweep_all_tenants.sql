@@ -40,3 +40,33 @@ END
 $$;
 COMMENT ON FUNCTION spendguard_ops.expire_holds_all_tenants(integer) IS
   'Runs spendguard.budget_expire_holds() for every tenant that has holds due; for pg_cron';
+
+-- The same without stalling decisions (issue 21): a procedure that sweeps
+-- each tenant with spendguard.budget_expire_holds_all, which commits after
+-- every batch of holds, so no budget stays locked for the whole job. CALL
+-- it at top level (pg_cron runs each job's command so):
+--   SELECT cron.schedule('spendguard-expire-holds', '* * * * *',
+--                        'CALL spendguard_ops.expire_holds_all_tenants_batched()');
+CREATE OR REPLACE PROCEDURE spendguard_ops.expire_holds_all_tenants_batched(
+  INOUT expired bigint DEFAULT NULL, batch integer DEFAULT 100)
+LANGUAGE plpgsql AS $$
+DECLARE
+  tenants text[];
+  i integer;
+  n bigint;
+BEGIN
+  SELECT array_agg(DISTINCT h.tenant_id) INTO tenants FROM spendguard.budget_hold h
+  WHERE h.disposition = 'open' AND h.expires_at <= now();
+  expired := 0;
+  FOR i IN 1 .. coalesce(array_length(tenants, 1), 0) LOOP
+    -- a session setting: the procedure's commits end transaction-local ones
+    PERFORM set_config('spendguard.tenant', tenants[i], false);
+    n := NULL;
+    CALL spendguard.budget_expire_holds_all(n, NULL, batch);
+    expired := expired + n;
+  END LOOP;
+  RESET spendguard.tenant;
+END
+$$;
+COMMENT ON PROCEDURE spendguard_ops.expire_holds_all_tenants_batched(bigint, integer) IS
+  'Runs CALL spendguard.budget_expire_holds_all() for every tenant that has holds due, committing per batch; for pg_cron';
