@@ -15,7 +15,9 @@
 --                               -- shared_preload_libraries = 'pg_cron',
 --                               -- cron.database_name = '<this database>'
 --   SELECT cron.schedule('spendguard-expire-holds', '* * * * *',
---                        'SELECT spendguard_ops.expire_holds_all_tenants()');
+--                        'CALL spendguard_ops.expire_holds_all_tenants_batched()');
+-- (the procedure at the end of this file; the function below does the same
+-- in one transaction, holding every budget it sweeps until it ends).
 -- Several schedulers at once are safe (a worker in every pod, say): each
 -- hold expires once, and a busy budget is skipped, not waited for.
 
