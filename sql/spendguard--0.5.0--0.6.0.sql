@@ -972,6 +972,10 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog AS $$
 DECLARE
   distributed boolean;
 BEGIN
+  IF tenant IS NULL THEN
+    RAISE EXCEPTION 'tenant must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  PERFORM spendguard.check_id('tenant', tenant);
   IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
     RETURN;
   END IF;

@@ -209,6 +209,20 @@ fn bad_input_and_a_transaction_block_change_nothing() {
         .batch_execute("CALL spendguard.budget_retire_events_all(NULL)")
         .expect_err("NULL before");
     assert_eq!(sqlstate(&e), "22004", "{e:?}");
+    // the pin's tenant (sql/citus.sql; nothing to pin without Citus) is
+    // bounded like every id
+    for (arg, code) in [
+        ("NULL", "22004"),
+        ("''", "22023"),
+        ("repeat('t', 1025)", "22023"),
+    ] {
+        let e = c
+            .batch_execute(&format!("SELECT spendguard.citus_pin_tenant({arg})"))
+            .expect_err(arg);
+        assert_eq!(sqlstate(&e), code, "citus_pin_tenant({arg}): {e:?}");
+    }
+    c.batch_execute("SELECT spendguard.citus_pin_tenant(repeat('t', 1024))")
+        .unwrap();
     // inside a transaction block the procedures' COMMIT is refused, and the
     // transaction's work with it
     let mut t = c.transaction().unwrap();
