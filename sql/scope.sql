@@ -27,6 +27,9 @@ CREATE TABLE spendguard.scope_budget (
            AND 1 <= ALL (alert_percents) AND 1000 >= ALL (alert_percents)),
   slices         integer     NOT NULL DEFAULT 1 CHECK (slices BETWEEN 1 AND 64),
   updated_at     timestamptz NOT NULL DEFAULT now(),
+  -- true on every budget of a scope that has escrow slices (scope_slice
+  -- rows): decisions then lock a slice, not these rows. Once set, it stays.
+  sliced         boolean     NOT NULL DEFAULT false,
   -- tenant and scope are ids of at most 1,024 bytes each (SPEC §0): an
   -- entry of both still fits a btree page
   PRIMARY KEY (tenant_id, scope, period)
@@ -57,6 +60,12 @@ CREATE TABLE spendguard.scope_reservation (
   input_tokens        bigint CHECK (input_tokens >= 0),
   output_tokens       bigint CHECK (output_tokens >= 0),
   cached_input_tokens bigint CHECK (cached_input_tokens >= 0 AND cached_input_tokens <= input_tokens),
+  -- the escrow slice each scope's hold was opened on, in the order of
+  -- scopes (NULL: slice 0 everywhere, the scope's own family)
+  scope_slices        integer[],
+  CONSTRAINT scope_reservation_scope_slices_check
+    CHECK (cardinality(scope_slices) = cardinality(scopes)
+           AND 0 <= ALL (scope_slices) AND 63 >= ALL (scope_slices)),
   PRIMARY KEY (tenant_id, hold_id),
   CHECK ((model IS NULL) = (price_id IS NULL)),
   CHECK (price_id IS NOT NULL OR input_tokens IS NULL),
@@ -68,6 +77,39 @@ CREATE TABLE spendguard.scope_reservation (
 COMMENT ON TABLE spendguard.scope_reservation IS
   'Reservations of scope_reserve: the scopes they hold room in, their at, estimate and expiry, and how they were closed';
 SELECT pg_catalog.pg_extension_config_dump('spendguard.scope_reservation', '');
+
+-- Escrow slices of a sliced scope (SPEC §6 `slices`, docs/performance.md):
+-- one row per slice, its lock taken by a decision instead of the scope's
+-- budget rows. Slice k's spend and reservations are the §1 budgets of
+-- capability 'scope:<digest>/k' (slice 0: the scope's own family). Each row
+-- keeps, for the budgets of the scope (arrays indexed by period: day,
+-- week, month, total), the split written by the last decision on the whole
+-- budget (spendguard_core::escrow): the limit and period start it was made
+-- for, the slice's quota (room: spent + reserved may grow to it) and line
+-- (spend must stay below it, so that no alert threshold is crossed
+-- unseen). NULL limits: no valid split, the next decision takes every
+-- slice. Rows are never deleted: a scope's spend stays in its families.
+CREATE TABLE spendguard.scope_slice (
+  tenant_id text    NOT NULL,
+  scope     text    COLLATE "C" NOT NULL CHECK (scope <> ''),
+  slice     integer NOT NULL,
+  -- how many slice families the scope has (every row the same)
+  families  integer NOT NULL CHECK (families BETWEEN 1 AND 64),
+  -- decisions take one of the first `slices` (the largest `slices` of the
+  -- scope's budgets); the others only keep what they hold
+  slices    integer NOT NULL CHECK (slices BETWEEN 1 AND 64 AND slices <= families),
+  limits    bigint[]  CHECK (cardinality(limits) = 4 AND 0 <= ALL (limits)),
+  starts    integer[] CHECK (cardinality(starts) = 4 AND 0 <= ALL (starts)),
+  quotas    bigint[]  CHECK (cardinality(quotas) = 4 AND 0 <= ALL (quotas)),
+  lines     bigint[]  CHECK (cardinality(lines) = 4 AND 0 <= ALL (lines)),
+  PRIMARY KEY (tenant_id, scope, slice),
+  CHECK (slice >= 0 AND slice < families),
+  CHECK ((limits IS NULL) = (starts IS NULL) AND (limits IS NULL) = (quotas IS NULL)
+         AND (limits IS NULL) = (lines IS NULL))
+);
+COMMENT ON TABLE spendguard.scope_slice IS
+  'Escrow slices of sliced scopes: one lock per slice, each with its share (quota and alert line) of every budget of the scope';
+SELECT pg_catalog.pg_extension_config_dump('spendguard.scope_slice', '');
 
 -- The result of every scoped call made with an event id, returned again by
 -- a retry of the same request (SPEC §6 "Idempotent").

@@ -28,9 +28,13 @@
 -- wait for a call, or deadlock with one: run it with a lock_timeout below
 -- deadlock_timeout and try again (docs/operations.md "Upgrading"), so that
 -- it is the one that gives way, not a call.
+-- (scope_budget and scope_reservation are changed by the update to 0.7.0:
+-- an update from 0.4.0 to 0.7.0 runs this script first, and takes every
+-- lock it will need here, in one statement.)
 LOCK TABLE spendguard.budget_event, spendguard.budget_usage, spendguard.budget_checkpoint,
   spendguard.usage_event, spendguard.call_event, spendguard.tool_call,
-  spendguard.proposal_secret, spendguard.alert IN ACCESS EXCLUSIVE MODE;
+  spendguard.proposal_secret, spendguard.alert,
+  spendguard.scope_budget, spendguard.scope_reservation IN ACCESS EXCLUSIVE MODE;
 
 -- sql/bootstrap.sql: the link columns
 ALTER TABLE spendguard.budget_usage

@@ -261,6 +261,29 @@ scope_holds AS (
    AND h.hold_id = 'scope-hold:' || left(encode(spendguard.id_key(r.hold_id, s.scope), 'hex'), 32)
   WHERE $1 IS NULL AND $2 IS NULL
 ),
+-- escrow slices of sliced scopes (SPEC §6 `slices`): every slice of a
+-- scope has a split or none has; a split is made for one limit and period
+-- start per budget, and its quotas add up to at most the limit. Whole
+-- tenant only.
+slice_scopes AS (
+  SELECT s.scope, count(*) AS n, count(s.limits) AS split
+  FROM spendguard.scope_slice s
+  WHERE $1 IS NULL AND $2 IS NULL AND s.tenant_id = sg_tenant
+  GROUP BY s.scope
+),
+slice_splits AS (
+  SELECT s.scope, p.rank, p.period,
+         count(DISTINCT s.limits[p.rank]) AS n_limits,
+         count(DISTINCT s.starts[p.rank]) AS n_starts,
+         max(s.limits[p.rank]) AS lim,
+         sum(s.quotas[p.rank]) AS quota_sum,
+         count(s.quotas[p.rank]) AS quota_n,
+         count(*) AS n
+  FROM spendguard.scope_slice s
+  CROSS JOIN (VALUES (1, 'day'), (2, 'week'), (3, 'month'), (4, 'total')) p(rank, period)
+  WHERE $1 IS NULL AND $2 IS NULL AND s.tenant_id = sg_tenant AND s.limits[p.rank] IS NOT NULL
+  GROUP BY s.scope, p.rank, p.period
+),
 problems AS (
   -- budgets: counters = fold of allowed events
   SELECT format('budget (%L, %s)', b.capability_id, b.grant_index) AS object,
@@ -380,6 +403,18 @@ problems AS (
          coalesce('disposition=' || x.disposition, 'none'), 18
   FROM scope_holds x
   WHERE x.disposition IS NULL OR (x.status <> 'open' AND x.disposition = 'open')
+  UNION ALL
+  SELECT format('scope %L', x.scope), 'scope_slice.split',
+         format('a split on all %s slices or none', x.n), format('%s with one', x.split), 19
+  FROM slice_scopes x WHERE x.split NOT IN (0, x.n)
+  UNION ALL
+  SELECT format('scope %L (%s)', x.scope, x.period), 'scope_slice.split',
+         'one limit and period start', format('%s limits, %s period starts', x.n_limits, x.n_starts), 19
+  FROM slice_splits x WHERE x.n_limits <> 1 OR x.n_starts <> 1
+  UNION ALL
+  SELECT format('scope %L (%s)', x.scope, x.period), 'scope_slice.quotas',
+         format('quotas adding up to at most %s', x.lim), x.quota_sum::text, 20
+  FROM slice_splits x WHERE x.quota_n = x.n AND x.quota_sum > x.lim
 )
 SELECT p.object, p.check_name, p.expected, p.actual FROM problems p
 ORDER BY p.o, p.object;

@@ -219,6 +219,67 @@ pub fn chained() -> bool {
     }
 }
 
+/// 0.7.0 on: scoped budgets can have escrow slices (table scope_slice,
+/// scope_budget.sliced, scope_reservation.scope_slices).
+pub fn sliceable() -> bool {
+    let ns = schema_oid();
+    // SAFETY: a syscache look-up by name; InvalidOid when absent.
+    ns != pg_sys::InvalidOid
+        && unsafe { pg_sys::get_relname_relid(c"scope_slice".as_ptr(), ns) } != pg_sys::InvalidOid
+}
+
+/// An internal subtransaction, as PL/pgSQL's exception blocks use one: the
+/// row locks taken inside it are released when it is rolled back, kept
+/// (by the enclosing transaction) when it is released. Begun and ended
+/// in stack order; SPI tuple tables read inside it must be dropped before
+/// it ends (a rollback frees them). An ERROR inside it aborts the whole
+/// transaction, this subtransaction with it.
+pub struct SubXact {
+    owner: pg_sys::ResourceOwner,
+    ctx: pg_sys::MemoryContext,
+}
+
+impl SubXact {
+    pub fn begin() -> SubXact {
+        // SAFETY: the calls PL/pgSQL makes around a block with an
+        // exception handler (pl_exec.c exec_stmt_block): begin, and stay in
+        // the caller's memory context and resource owner.
+        unsafe {
+            let ctx = pg_sys::CurrentMemoryContext;
+            let owner = pg_sys::CurrentResourceOwner;
+            pg_sys::BeginInternalSubTransaction(std::ptr::null());
+            pg_sys::MemoryContextSwitchTo(ctx);
+            SubXact { owner, ctx }
+        }
+    }
+
+    /// Ends it keeping its locks and writes.
+    pub fn release(self) {
+        // SAFETY: as begin; this is the innermost subtransaction.
+        unsafe {
+            pg_sys::ReleaseCurrentSubTransaction();
+            pg_sys::MemoryContextSwitchTo(self.ctx);
+            pg_sys::CurrentResourceOwner = self.owner;
+        }
+    }
+
+    /// Ends it undoing its writes and releasing its locks.
+    pub fn rollback(self) {
+        // SAFETY: as begin; this is the innermost subtransaction.
+        unsafe {
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+            pg_sys::MemoryContextSwitchTo(self.ctx);
+            pg_sys::CurrentResourceOwner = self.owner;
+        }
+    }
+}
+
+/// This backend's process id.
+pub fn pid() -> i32 {
+    // SAFETY: a global set once at backend start.
+    unsafe { pg_sys::MyProcPid }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Citus {
     /// no citus extension, or spendguard's tables not distributed (yet)

@@ -3,6 +3,7 @@
 //! live in spendguard_core::scope.
 
 pub mod ops;
+pub mod slices;
 pub mod store;
 
 use crate::error::ok_or_raise;

@@ -4,7 +4,8 @@
 //! §1 budgets and holds (one budget per scope and UTC day), opened, settled
 //! and closed through the holds API (crate::budget::holds) only.
 
-use super::store::{BudgetRow, DecisionRow};
+use super::slices::{self, Locked};
+use super::store::{BudgetRow, DecisionRow, NewReservation};
 use crate::args::{finite_time, now};
 use crate::budget::holds;
 use crate::spi::{with_db, Db};
@@ -12,6 +13,7 @@ use pgrx::datum::{Interval, TimestampWithTimeZone};
 use spendguard_core::alert::{self, NewAlert};
 use spendguard_core::budget::{self, Decision as HoldDecision, Limits};
 use spendguard_core::enums::AlertKind;
+use spendguard_core::escrow::Change;
 use spendguard_core::fingerprint::Fingerprint;
 use spendguard_core::price::{self, Tokens};
 use spendguard_core::scope::{self, Budget, Decision, Kind, ScopePeriod};
@@ -24,21 +26,6 @@ fn day_budget(cap: &str, day: i64) -> holds::Budget<'_> {
         capability_id: cap,
         grant_index: i32::try_from(day).expect("a day checked by scope::check_day"),
     }
-}
-
-/// The scopes with the `capability_id` of their §1 budgets, in the order
-/// those budgets' rows are locked: by capability id (bytes; a fixed-size
-/// lowercase hex digest, which every collation orders the same way). After
-/// the scope budgets (locked in scope order), a call locks these rows in
-/// the order budget_retire_events locks budgets, so the two never wait on
-/// each other in a cycle.
-fn by_budget(scopes: &[String]) -> Vec<(&str, String)> {
-    let mut v: Vec<(&str, String)> = scopes
-        .iter()
-        .map(|s| (s.as_str(), scope::budget_id(s)))
-        .collect();
-    v.sort_by(|a, b| a.1.cmp(&b.1));
-    v
 }
 
 /// A call's `at`: finite, on or after 2000-01-01, as (value, its UTC day,
@@ -54,41 +41,57 @@ fn at_arg(v: Option<TimestampWithTimeZone>) -> Result<(TimestampWithTimeZone, i6
     Ok((at, day, micros != now()))
 }
 
-/// Reads every budget of `scopes` in the period of `day` that contains it,
-/// with its spend and its open, unexpired reservations; locked (in the
-/// canonical order) when `lock`. In decision order.
-fn load(db: &mut Db<'_, '_>, scopes: &[String], day: i64, lock: bool) -> Vec<Budget> {
-    let rows = db.scope_budgets(scopes, lock);
-    totals(db, rows, day)
-}
-
 /// The spend and reservations of configured budgets in the periods that
-/// contain `day`, in one statement.
+/// contain `day`, in one statement (the readers: nothing locked).
 fn totals(db: &mut Db<'_, '_>, rows: Vec<BudgetRow>, day: i64) -> Vec<Budget> {
-    let caps: Vec<String> = rows.iter().map(|r| scope::budget_id(&r.0)).collect();
-    let ranges: Vec<(&str, i64, i64)> = rows
+    let caps: Vec<Vec<String>> = rows
         .iter()
-        .zip(&caps)
-        .map(|((_, period, _, _), cap)| {
-            let (s, e) = period.bounds(day);
-            (cap.as_str(), s, e)
+        .map(|r| {
+            (0..r.families.max(1))
+                .map(|f| scope::slice_budget_id(&r.scope, f))
+                .collect()
         })
         .collect();
-    let sums = holds::family_totals(db, &ranges);
+    let mut ranges: Vec<(&str, i64, i64)> = Vec::new();
+    for (r, c) in rows.iter().zip(&caps) {
+        let (s, e) = r.period.bounds(day);
+        ranges.extend(c.iter().map(|cap| (cap.as_str(), s, e)));
+    }
+    let mut sums = holds::family_totals(db, &ranges).into_iter();
     rows.into_iter()
-        .zip(sums)
-        .map(
-            |((scope, period, limit, alert_percents), (spent, reserved))| Budget {
-                period_start: period.bounds(day).0,
-                scope,
-                period,
-                limit,
+        .zip(&caps)
+        .map(|(r, c)| {
+            let (mut spent, mut reserved) = (0i64, 0i64);
+            for _ in c {
+                let (s, x) = sums.next().expect("one total per range");
+                spent = spent.saturating_add(s);
+                reserved = reserved.saturating_add(x);
+            }
+            Budget {
+                period_start: r.period.bounds(day).0,
+                scope: r.scope,
+                period: r.period,
+                limit: r.limit,
                 spent,
                 reserved,
-                alert_percents,
-            },
-        )
+                alert_percents: r.alert_percents,
+            }
+        })
         .collect()
+}
+
+/// Locks every budget of `scopes` (their rows, or their slices) for a call
+/// that does `change` to what it writes, and reads them: see
+/// [`slices::lock`].
+fn lock(
+    db: &mut Db<'_, '_>,
+    scopes: &[String],
+    day: i64,
+    change: Change,
+    given: &dyn Fn(&str) -> Option<i32>,
+) -> Locked {
+    let (unsliced, sliced) = db.lock_scope_budgets(scopes);
+    slices::lock(db, unsliced, sliced, day, change, given)
 }
 
 fn row_of(
@@ -167,17 +170,60 @@ pub fn set_budget(
     let slices = scope::slices(slices)?;
     let tenant = crate::tenant::current()?;
     with_db(&tenant, |db| {
-        let old = db.lock_scope_limit(&s, period);
-        db.set_scope_budget(&s, period, limit.map(|l| (l, percents, slices)));
+        // one change of a scope's budgets at a time (its first budget has
+        // no row to lock yet)
+        let k = spendguard_core::key::id_key(&["scope_set_budget", db.tenant, &s]);
+        crate::spi::advisory_xact_lock(i64::from_be_bytes(k[..8].try_into().expect("8 bytes")));
+        let budgets = db.lock_scope(&s);
+        let old = budgets.iter().find(|b| b.0 == period).map(|b| b.1);
+        let sliceable = crate::spi::sliceable();
+        if slices > 1 && !sliceable {
+            return Err(Error::NotSupported(format!(
+                "slices => {slices}: this database's spendguard schema has no escrow slices yet; \
+                 run ALTER EXTENSION spendguard UPDATE first"
+            )));
+        }
+        // slices are kept once a scope has them (its spend is in their
+        // families); its slice rows are locked before its budgets change
+        let before = if sliceable {
+            let n = db.lock_slices(&s).len();
+            i32::try_from(n).expect("at most 64 slices")
+        } else {
+            0
+        };
+        let active = budgets
+            .iter()
+            .filter(|b| b.0 != period)
+            .map(|b| b.2)
+            .chain(limit.map(|_| slices))
+            .max()
+            .unwrap_or(1);
+        let sliced = before > 0 || active > 1;
+        db.set_scope_budget(&s, period, limit.map(|l| (l, percents, slices, sliced)));
+        let families = before.max(active);
+        if sliced {
+            if families > before {
+                db.new_slices(&s, before, families, active);
+            }
+            db.reset_slices(&s, families, active);
+            if before == 0 {
+                db.mark_scope_sliced(&s);
+            }
+        }
         // a changed limit re-arms every threshold (the alerts' key has the
         // limit); those that fired in the current period and that spend is
         // now below get a `resolved` alert
         if let (Some(old), Some(new)) = (old, limit) {
             if old != new {
                 let day = utc_day(now());
-                let b = totals(db, vec![(s.clone(), period, new, Vec::new())], day)
-                    .pop()
-                    .expect("one budget read");
+                let row = BudgetRow {
+                    scope: s.clone(),
+                    period,
+                    limit: new,
+                    alert_percents: Vec::new(),
+                    families: if sliced { families } else { 1 },
+                };
+                let b = totals(db, vec![row], day).pop().expect("one budget read");
                 let fired =
                     crate::alert::fired_under_other_limits(db, &s, period, b.period_start, new);
                 let resolved: Vec<NewAlert> = alert::resolved(&fired, new, b.spent)
@@ -293,11 +339,15 @@ fn reserve_any(a: ReserveArgs, estimate: Estimate) -> Result<DecisionRow> {
                 (price::cost(rates, most)?, Some((model.as_str(), price_id)))
             }
         };
-        let budgets = load(db, &scopes, day, true);
-        let d = scope::decide(budgets, estimate, Kind::Reserve)?;
+        let change = Change {
+            used: estimate.into(),
+            spent: 0,
+        };
+        let locked = lock(db, &scopes, day, change, &|_| None);
+        let d = scope::decide(locked.budgets.clone(), estimate, Kind::Reserve)?;
         let mut expires_at = None;
         if d.allowed {
-            for (s, cap) in by_budget(&scopes) {
+            for (s, cap) in locked.by_budget(&scopes) {
                 let key = scope::hold_key(&hold_id, s);
                 let b = day_budget(&cap, day);
                 let usage = holds::lock(db, b, Some(&key))?;
@@ -313,11 +363,20 @@ fn reserve_any(a: ReserveArgs, estimate: Estimate) -> Result<DecisionRow> {
                 expires_at = holds::open(db, b, &hold, Ok(after))?;
             }
             let exp = expires_at.expect("an allowed reservation opened its holds");
-            db.new_scope_reservation(&hold_id, &scopes, at, estimate, exp, priced);
+            db.new_scope_reservation(NewReservation {
+                hold_id: &hold_id,
+                scopes: &scopes,
+                at,
+                estimate,
+                expires_at: exp,
+                priced,
+                slices: locked.targets(&scopes),
+            });
         } else {
-            deny(db, &d, day, Some(&hold_id), estimate)?;
+            deny(db, &d, &locked, day, Some(&hold_id), estimate)?;
             crate::alert::write(db, &alert::for_denial(&d));
         }
+        slices::split(db, &locked, d.allowed.then_some(change));
         let row = row_of(&d, Some(&hold_id), expires_at);
         remember(db, &idem, &row);
         Ok(row)
@@ -329,12 +388,13 @@ fn reserve_any(a: ReserveArgs, estimate: Estimate) -> Result<DecisionRow> {
 fn deny(
     db: &mut Db<'_, '_>,
     d: &Decision,
+    locked: &Locked,
     day: i64,
     hold_id: Option<&str>,
     amount: i64,
 ) -> Result<()> {
     let blocked = &d.budgets[d.blocked.expect("a denial names its budget")];
-    let cap = scope::budget_id(&blocked.scope);
+    let cap = locked.cap(&blocked.scope);
     let key = hold_id.map(|h| scope::hold_key(h, &blocked.scope));
     let b = day_budget(&cap, day);
     let usage = holds::lock(db, b, None)?;
@@ -376,19 +436,24 @@ pub fn charge(a: ChargeArgs) -> Result<DecisionRow> {
         if let Some(row) = replay(db, &idem)? {
             return Ok(row);
         }
-        let budgets = load(db, &scopes, day, true);
-        let d = scope::decide(budgets, cost, kind)?;
+        let change = Change {
+            used: cost.into(),
+            spent: cost.into(),
+        };
+        let locked = lock(db, &scopes, day, change, &|_| None);
+        let d = scope::decide(locked.budgets.clone(), cost, kind)?;
         if d.allowed {
-            for (_, cap) in by_budget(&scopes) {
+            for (_, cap) in locked.by_budget(&scopes) {
                 let b = day_budget(&cap, day);
                 let usage = holds::lock(db, b, None)?;
                 holds::record(db, b, usage, cost)?;
             }
             crate::alert::write(db, &alert::for_spend(&d.budgets, cost));
         } else {
-            deny(db, &d, day, None, cost)?;
+            deny(db, &d, &locked, day, None, cost)?;
             crate::alert::write(db, &alert::for_denial(&d));
         }
+        slices::split(db, &locked, d.allowed.then_some(change));
         let row = row_of(&d, None, None);
         remember(db, &idem, &row);
         Ok(row)
@@ -446,12 +511,25 @@ fn close(hold_id: String, cost: Cost, idem: Option<(String, Fingerprint)>) -> Re
             _ => None,
         };
         let day = utc_day(i64::from(r.at));
-        // lock order: the scopes' budgets, then each scope's §1 budget row
-        // and hold (by_budget order), then the reservation
-        let _ = db.scope_budgets(&r.scopes, true);
-        let mut locked = Vec::with_capacity(r.scopes.len());
-        for (s, _) in by_budget(&r.scopes) {
-            locked.push(holds::lock_hold(db, &scope::hold_key(&hold_id, s))?);
+        // what the reservation holds now: its estimate while it is open
+        // and unexpired (an expired hold stops counting at expires_at)
+        let counted = if i64::from(r.expires_at) > now() {
+            r.estimate
+        } else {
+            0
+        };
+        let change = Change {
+            used: i128::from(micros.unwrap_or(0)) - i128::from(counted),
+            spent: micros.unwrap_or(0).into(),
+        };
+        // lock order: the scopes' budgets (or their slices: the one its
+        // hold is on), then each scope's §1 budget row and hold (by
+        // capability id), then the reservation
+        let slice_of = |s: &str| r.scopes.iter().position(|x| x == s).map(|i| r.slices[i]);
+        let locked = lock(db, &r.scopes, day, change, &slice_of);
+        let mut held = Vec::with_capacity(r.scopes.len());
+        for (s, _) in locked.by_budget(&r.scopes) {
+            held.push(holds::lock_hold(db, &scope::hold_key(&hold_id, s))?);
         }
         let status = db
             .lock_scope_reservation(&hold_id)
@@ -462,7 +540,7 @@ fn close(hold_id: String, cost: Cost, idem: Option<(String, Fingerprint)>) -> Re
         if status != ReservationStatus::Open {
             return Err(closed(status));
         }
-        for h in locked {
+        for h in held {
             match micros {
                 Some(c) => holds::settle(db, h, c)?,
                 None => holds::close(db, h)?,
@@ -474,9 +552,22 @@ fn close(hold_id: String, cost: Cost, idem: Option<(String, Fingerprint)>) -> Re
             ReservationStatus::Cancelled
         };
         db.close_scope_reservation(&hold_id, status, micros, tokens);
+        slices::split(db, &locked, Some(change));
+        // the budgets after: the cost spent, the estimate no longer held
+        let mut budgets = locked.budgets.clone();
+        for b in &mut budgets {
+            b.spent = b.spent.checked_add(micros.unwrap_or(0)).ok_or_else(|| {
+                Error::OutOfRange(format!(
+                    "spent of scope \"{}\" ({}) would overflow bigint",
+                    b.scope,
+                    b.period.as_str()
+                ))
+            })?;
+            b.reserved = (b.reserved - counted).max(0);
+        }
         let d = Decision {
             allowed: true,
-            budgets: load(db, &r.scopes, day, false),
+            budgets,
             blocks: Vec::new(),
             blocked: None,
         };
@@ -552,7 +643,7 @@ pub fn usage(
     let tenant = crate::tenant::current()?;
     with_db(&tenant, |db| {
         let rows = match &s {
-            Some(s) => db.scope_budgets(std::slice::from_ref(s), false),
+            Some(s) => db.scope_budgets(std::slice::from_ref(s)),
             None => db.all_scope_budgets(),
         };
         Ok(totals(db, rows, day)
@@ -597,7 +688,17 @@ pub fn spend(
     let (_, to) = period.bounds(until);
     let tenant = crate::tenant::current()?;
     with_db(&tenant, |db| {
-        let days = holds::family_realized(db, &scope::budget_id(&s), from, to);
+        // the scope's spend per day, over its slice families
+        let mut days: Vec<(i64, i64)> = Vec::new();
+        for f in 0..db.scope_families(&s) {
+            days.extend(holds::family_realized(
+                db,
+                &scope::slice_budget_id(&s, f),
+                from,
+                to,
+            ));
+        }
+        days.sort_by_key(|d| d.0);
         let mut out: Vec<(i64, i64)> = Vec::new();
         for (d, realized) in days {
             let start = period.bounds(d).0;

@@ -142,7 +142,7 @@ bad=$(psql_ -d sg_upgrade_old -At -c "SET spendguard.tenant = 'acme'; SELECT cou
 n=$(echo "$before" | wc -l)
 echo "upgrade 0.1.0 -> $version: schema and catalog ($lines objects) equal to a fresh install, $n rows intact, verify() clean"
 
-# From 0.2.0, 0.3.0, 0.3.1, 0.4.0 and 0.5.0 (their install SQL is kept here too): a history
+# From 0.2.0, 0.3.0, 0.3.1, 0.4.0, 0.5.0 and 0.6.0 (their install SQL is kept here too): a history
 # written by real calls (today's library writes their tables as they did),
 # then UPDATE.
 from_release() {
@@ -248,6 +248,7 @@ from_release 0.3.0
 from_release 0.3.1
 from_release 0.4.0
 from_release 0.5.0
+from_release 0.6.0
 
 # 0.3.1 makes monitor_spend_by_group again (its spend_micros is numeric
 # now): the SELECT an admin granted on it survives the update.
@@ -284,4 +285,4 @@ got=$(psql_ -d sg_upgrade_grants -At -c "
          (SELECT count(*) FROM spendguard.verify())")
 [ "$got" = "t|t|f|numeric|2|2|1,2,3|0" ] || { echo "grants and calls across the update from 0.3.0: $got" >&2; exit 1; }
 echo "upgrade 0.3.0 -> $version keeps the grants on the monitoring view it makes again; one session serves calls across the update (its hold events chained by the update and after it)"
-echo "7 passed, 0 failed"
+echo "8 passed, 0 failed"

@@ -7,6 +7,7 @@ pub mod budget;
 pub mod chain;
 pub mod enums;
 pub mod error;
+pub mod escrow;
 pub mod fingerprint;
 pub mod key;
 pub mod price;

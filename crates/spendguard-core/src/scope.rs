@@ -12,8 +12,8 @@ use crate::validate;
 
 /// At most this many scopes per call (SPEC §6).
 pub const MAX_SCOPES: usize = 32;
-/// `slices` of a budget: 1..=MAX_SLICES; above 1 is the escrow of the
-/// performance issue, refused with 0A000 until it exists.
+/// `slices` of a budget: 1..=MAX_SLICES; above 1 splits its room into
+/// escrow slices ([`crate::escrow`]).
 pub const MAX_SLICES: i32 = 64;
 /// The last day a `total` budget's period covers: the §1 budgets that keep
 /// a scope's spend are keyed by day, an `integer`.
@@ -45,14 +45,10 @@ pub fn scopes(list: Option<Vec<Option<String>>>) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// `slices` of `scope_set_budget`: 1; 2..=64 is the escrow of a later
-/// release (0A000, never silently ignored); anything else 22023.
+/// `slices` of `scope_set_budget`: 1..=64, anything else 22023.
 pub fn slices(v: Option<i32>) -> Result<i32> {
     match validate::required("slices", v)? {
-        1 => Ok(1),
-        n @ 2..=MAX_SLICES => Err(Error::NotSupported(format!(
-            "slices => {n}: escrow slices are not supported by this release; use slices => 1"
-        ))),
+        n @ 1..=MAX_SLICES => Ok(n),
         n => Err(Error::InvalidParameter(format!(
             "slices must be between 1 and {MAX_SLICES}, got {n}"
         ))),
@@ -130,6 +126,16 @@ fn hex16(d: [u8; 32]) -> String {
 /// 1,024 bytes still fits the budget's key.
 pub fn budget_id(scope: &str) -> String {
     format!("scope:{}", hex16(crate::key::id_key(&[scope])))
+}
+
+/// The `capability_id` of slice `slice`'s family of a sliced scope
+/// ([`crate::escrow`]): slice 0 is the scope's own family ([`budget_id`]),
+/// so a scope's spend from before it was sliced stays in slice 0.
+pub fn slice_budget_id(scope: &str, slice: i32) -> String {
+    match slice {
+        0 => budget_id(scope),
+        k => format!("{}/{k}", budget_id(scope)),
+    }
 }
 
 /// The §1 hold id a reservation holds one scope's room with (a reservation
@@ -336,8 +342,8 @@ mod tests {
     #[test]
     fn slices_and_percents() {
         assert_eq!(slices(Some(1)), Ok(1));
-        assert_eq!(slices(Some(2)).unwrap_err().sqlstate(), "0A000");
-        assert_eq!(slices(Some(64)).unwrap_err().sqlstate(), "0A000");
+        assert_eq!(slices(Some(2)), Ok(2));
+        assert_eq!(slices(Some(64)), Ok(64));
         for bad in [0, -1, 65, i32::MAX] {
             assert_eq!(slices(Some(bad)).unwrap_err().sqlstate(), "22023");
         }
@@ -388,6 +394,8 @@ mod tests {
     fn keys_are_fixed_size_and_distinct() {
         assert_eq!(budget_id("org:acme").len(), "scope:".len() + 32);
         assert_ne!(budget_id("org:a"), budget_id("org:b"));
+        assert_eq!(slice_budget_id("org:a", 0), budget_id("org:a"));
+        assert_eq!(slice_budget_id("org:a", 63), budget_id("org:a") + "/63");
         assert_ne!(hold_key("h", "org:a"), hold_key("h", "org:b"));
         assert_ne!(hold_key("ho", "rg:a"), hold_key("h", "org:a"));
         assert_eq!(hold_key(&"h".repeat(1024), &"s".repeat(1024)).len(), 43);

@@ -580,3 +580,55 @@ pub fn app_role(c: &mut Client, name: &str) {
     ))
     .unwrap();
 }
+
+/// Escrow slices over their quota (SPEC §6 `slices`): for every slice of a
+/// valid split, its spend and open, unexpired reservations in the split's
+/// period must stay within its quota. One line per slice that is not.
+pub fn slice_overdrafts(c: &mut Client, tenant: &str) -> Vec<String> {
+    // each slice's family: its §1 budgets' capability id
+    let slices: Vec<(String, i32)> = c
+        .query(
+            "SELECT scope, slice FROM spendguard.scope_slice WHERE tenant_id = $1",
+            &[&tenant],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let scopes: Vec<&str> = slices.iter().map(|x| x.0.as_str()).collect();
+    let nums: Vec<i32> = slices.iter().map(|x| x.1).collect();
+    let caps: Vec<String> = slices
+        .iter()
+        .map(|(s, k)| spendguard_core::scope::slice_budget_id(s, *k))
+        .collect();
+    c.query(
+        "WITH f AS (SELECT * FROM unnest($1::text[], $2::int[], $3::text[]) f(scope, slice, cap)),
+         s AS (
+           SELECT x.scope, x.slice, p.rank, x.quotas[p.rank] AS quota, x.starts[p.rank] AS start,
+                  CASE p.rank WHEN 1 THEN x.starts[p.rank] + 1
+                              WHEN 2 THEN x.starts[p.rank] + 7
+                              WHEN 3 THEN ((date '2000-01-01' + x.starts[p.rank]) + interval '1 month')::date
+                                          - date '2000-01-01'
+                              ELSE 2147483647 END AS stop,
+                  f.cap
+           FROM spendguard.scope_slice x CROSS JOIN generate_series(1, 4) p(rank)
+           JOIN f ON f.scope = x.scope AND f.slice = x.slice
+           WHERE x.tenant_id = $4 AND x.quotas[p.rank] IS NOT NULL)
+         SELECT format('%s slice %s rank %s: quota %s, spent %s, reserved %s', s.scope, s.slice,
+                       s.rank, s.quota, sp, re)
+         FROM s,
+         LATERAL (SELECT coalesce(sum(u.total_cost_realized), 0) AS sp FROM spendguard.budget_usage u
+                  WHERE u.tenant_id = $4 AND u.capability_id = s.cap
+                    AND u.grant_index >= s.start AND u.grant_index < s.stop) a,
+         LATERAL (SELECT coalesce(sum(h.remaining_exposure), 0) AS re FROM spendguard.budget_hold h
+                  WHERE h.tenant_id = $4 AND h.capability_id = s.cap
+                    AND h.grant_index >= s.start AND h.grant_index < s.stop
+                    AND h.disposition = 'open' AND h.expires_at > now()) b
+         WHERE sp + re > s.quota",
+        &[&scopes, &nums, &caps, &tenant],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}

@@ -19,7 +19,7 @@ use postgres::{Client, NoTls};
 use spendguard_it::writers::{
     as_postgres, check_acks, check_scope_acks, pg_bin, writer, Ack, ScopeAck, CAP, SCOPE_LIMITS,
 };
-use spendguard_it::{clock_seed, connect, uniq, verify, Rng};
+use spendguard_it::{clock_seed, connect, slice_overdrafts, uniq, verify, Rng};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -172,6 +172,20 @@ fn acknowledged_calls_survive_sigkill_of_the_server() {
     let mut killed = 0;
     let mut anchors: Vec<(String, i32, i64, String)> = Vec::new();
     for round in 0..rounds {
+        if round == 1 {
+            // from the second round on, the org's budgets have escrow
+            // slices (SPEC §6 `slices`): the same checks hold with them
+            let mut c = Client::connect(&cluster.conninfo(), NoTls).unwrap();
+            c.batch_execute(&format!("SET spendguard.tenant = '{TENANT}'"))
+                .unwrap();
+            for (s, p, l) in SCOPE_LIMITS.iter().filter(|b| b.0 == "org:o") {
+                c.execute(
+                    "SELECT spendguard.scope_set_budget($1, $2, $3, '{50,80,100}', slices => 4)",
+                    &[s, p, l],
+                )
+                .unwrap();
+            }
+        }
         let before = acks.lock().unwrap().len();
         let workers: Vec<_> = (0..8)
             .map(|w| {
@@ -201,6 +215,11 @@ fn acknowledged_calls_survive_sigkill_of_the_server() {
         let scoped = scope_acks.lock().unwrap().clone();
         let problems = check_scope_acks(&mut c, TENANT, &scoped);
         assert!(problems.is_empty(), "round {round}: {problems:#?}");
+        let over = slice_overdrafts(&mut c, TENANT);
+        assert!(
+            over.is_empty(),
+            "round {round}: slices over their quota: {over:#?}"
+        );
         c.batch_execute(&format!("SET spendguard.tenant = '{TENANT}'"))
             .unwrap();
         let broken = verify(&mut c);
@@ -263,8 +282,8 @@ fn acknowledged_calls_survive_sigkill_of_the_server() {
         .get(0);
     assert!(retired > 0, "no history was retired during the crash test");
     println!(
-        "crash test: {rounds} rounds, {killed} processes killed, {n} acknowledged calls \
-         and {scoped} scoped ones, all in the log as acknowledged or in a checkpoint ({retired} events retired), \
+        "crash test: {rounds} rounds (org:o sliced from the second), {killed} processes killed, \
+         {n} acknowledged calls and {scoped} scoped ones, all in the log as acknowledged or in a checkpoint ({retired} events retired), \
          verify() clean, in {:.1} s",
         started.elapsed().as_secs_f64()
     );

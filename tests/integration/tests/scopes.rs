@@ -12,7 +12,8 @@ use postgres::Client;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use spendguard_it::{
-    assert_verified, clock_seed, connect, race, snapshot, sqlstate, uniq, verify, Rng,
+    assert_verified, clock_seed, connect, race, slice_overdrafts, snapshot, sqlstate, uniq, verify,
+    Rng,
 };
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -78,6 +79,9 @@ enum Op {
         scope: usize,
         period: P,
         limit: Option<i64>,
+        /// escrow slices: decisions must be exactly the same (the model
+        /// does not know them)
+        slices: i32,
     },
     Reserve {
         scopes: Vec<usize>,
@@ -200,6 +204,7 @@ impl Model {
                 scope,
                 period,
                 limit,
+                ..
             } => {
                 let key = (SCOPES[*scope].to_string(), *period);
                 match limit {
@@ -328,10 +333,11 @@ fn run(c: &mut Client, op: &Op) -> Out {
             scope,
             period,
             limit,
+            slices,
         } => c
             .execute(
-                "SELECT spendguard.scope_set_budget($1, $2, $3)",
-                &[&SCOPES[*scope], &period.name(), limit],
+                "SELECT spendguard.scope_set_budget($1, $2, $3, slices => $4)",
+                &[&SCOPES[*scope], &period.name(), limit, slices],
             )
             .map(|_| Out::Done),
         Op::Reserve {
@@ -402,7 +408,8 @@ fn op() -> impl Strategy<Value = Op> {
     ];
     let period = prop_oneof![Just(P::Day), Just(P::Week), Just(P::Month), Just(P::Total)];
     prop_oneof![
-        2 => (scope, period, limit).prop_map(|(scope, period, limit)| Op::SetBudget { scope, period, limit }),
+        2 => (scope, period, limit, prop_oneof![Just(1), Just(1), Just(2), Just(3), Just(8)])
+            .prop_map(|(scope, period, limit, slices)| Op::SetBudget { scope, period, limit, slices }),
         4 => (scopes.clone(), day.clone(), amount.clone(), 0usize..8, prop::bool::weighted(0.2))
             .prop_map(|(scopes, day, estimate, id, short)| Op::Reserve { scopes, day, estimate, id, short }),
         3 => (0usize..8, amount.clone()).prop_map(|(id, cost)| Op::Settle { id, cost }),
@@ -414,7 +421,8 @@ fn op() -> impl Strategy<Value = Op> {
 
 /// Runs `ops` against a fresh tenant and the model; the first difference.
 fn check(ops: &[Op], partial: bool) -> Result<(), TestCaseError> {
-    let mut c = connect(&uniq("scope-model"));
+    let tenant = uniq("scope-model");
+    let mut c = connect(&tenant);
     let mut m = Model {
         partial,
         ..Model::default()
@@ -423,6 +431,8 @@ fn check(ops: &[Op], partial: bool) -> Result<(), TestCaseError> {
         let want = m.apply(op);
         let got = run(&mut c, op);
         prop_assert_eq!(&got, &want, "step {}: {:?}", i, op);
+        let over = slice_overdrafts(&mut c, &tenant);
+        prop_assert!(over.is_empty(), "step {}: {:?}: {:?}", i, op, over);
     }
     // every scope's spend per day, as the model kept it
     for s in SCOPES {
@@ -577,6 +587,19 @@ fn a_denial_holds_nothing_anywhere() {
 
 #[test]
 fn sixteen_connections_over_overlapping_scopes() {
+    race_over_overlapping_scopes(&[]);
+}
+
+/// The same race with escrow slices on three of its scopes (two of them
+/// in one call at times: nested slices), every budget with thresholds: the
+/// same exactness, no slice over its quota, and every threshold the final
+/// spend is at or above alerted exactly once.
+#[test]
+fn sixteen_connections_over_sliced_scopes() {
+    race_over_overlapping_scopes(&[("org:o", 8), ("team:a", 3), ("user:1", 2)]);
+}
+
+fn race_over_overlapping_scopes(sliced: &[(&str, i32)]) {
     let tenant = uniq("scope-race");
     let mut c = connect(&tenant);
     let pool: Vec<String> = [
@@ -598,9 +621,10 @@ fn sixteen_connections_over_overlapping_scopes() {
         ("key:2", "day", 15_000),
     ];
     for (s, p, l) in limits {
+        let n = sliced.iter().find(|x| x.0 == s).map_or(1, |x| x.1);
         c.execute(
-            "SELECT spendguard.scope_set_budget($1, $2, $3)",
-            &[&s, &p, &l],
+            "SELECT spendguard.scope_set_budget($1, $2, $3, '{10,30,50,70,90,100}', $4)",
+            &[&s, &p, &l, &n],
         )
         .unwrap();
     }
@@ -701,6 +725,35 @@ fn sixteen_connections_over_overlapping_scopes() {
         let (s, p, l, sp, re): (String, String, i64, i64, i64) =
             (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
         assert!(sp + re <= l, "{s} {p}: {sp} spent + {re} reserved > {l}");
+        // exactly once: one threshold alert for each line the spend is at
+        // or above, none for the others
+        let fired: Vec<i32> = c
+            .query(
+                "SELECT percent FROM spendguard.alerts(scope => $1) \
+                 WHERE kind = 'threshold' AND period = $2 ORDER BY percent",
+                &[&s, &p],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let want: Vec<i32> = [10, 30, 50, 70, 90, 100]
+            .into_iter()
+            .filter(|pc| i128::from(sp) * 100 >= i128::from(*pc) * i128::from(l))
+            .collect();
+        assert_eq!(fired, want, "{s} {p}: alerts at {sp} of {l}");
+    }
+    let over = slice_overdrafts(&mut c, &tenant);
+    assert!(over.is_empty(), "slices over their quota: {over:?}");
+    if !sliced.is_empty() {
+        let splits: i64 = c
+            .query_one(
+                "SELECT count(*) FROM spendguard.scope_slice WHERE limits IS NOT NULL",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert!(splits > 0, "no sliced scope has a split");
     }
     // what the connections were allowed is what the table holds
     let mut want: BTreeMap<String, i64> = BTreeMap::new();
@@ -823,8 +876,8 @@ fn bad_input_gets_its_sqlstate_and_changes_nothing() {
             "22023",
         ),
         (
-            "SELECT spendguard.scope_set_budget('org:o', 'day', 1, slices => 8)".into(),
-            "0A000",
+            "SELECT spendguard.scope_set_budget('org:o', 'day', 1, slices => 0)".into(),
+            "22023",
         ),
         (
             "SELECT spendguard.scope_set_budget('org:o', 'day', 1, slices => 65)".into(),

@@ -1,5 +1,5 @@
 //! Upgrades without a window (SPEC §10, issue 20): a database at the
-//! previous releases (0.5.0 and 0.4.0) keeps serving every call once this release's
+//! previous releases (0.6.0, 0.5.0 and 0.4.0) keeps serving every call once this release's
 //! package is installed (its library serves the old schema with the old
 //! statements), and `ALTER EXTENSION spendguard UPDATE` runs while writers
 //! of every capability keep calling: no call fails, every call a client saw
@@ -46,12 +46,13 @@ fn schema(c: &mut Client) -> Vec<String> {
     .collect()
 }
 
-/// From the release before this one (0.5.0, whose update replaces
-/// functions only) and from the one before it (0.4.0, whose update adds
-/// the chain's columns: the library serves it with 0.4.0's statements).
+/// From the release before this one (0.6.0, whose update adds the escrow
+/// slices' table and columns: the library serves it with 0.6.0's
+/// statements until then), from 0.5.0 (functions only) and from 0.4.0
+/// (whose update adds the chain's columns).
 #[test]
 fn every_call_is_served_while_the_extension_is_updated() {
-    for from in ["0.5.0", "0.4.0"] {
+    for from in ["0.6.0", "0.5.0", "0.4.0"] {
         update_under_load(from);
     }
 }

@@ -177,7 +177,6 @@ SELECT * FROM spendguard.scope_record(ARRAY['org:edge'], 9223372036854775807, '2
 SELECT spendguard.scope_set_budget('a', 'year', 1);
 SELECT spendguard.scope_set_budget('a', NULL, 1);
 SELECT spendguard.scope_set_budget('a', 'day', -1);
-SELECT spendguard.scope_set_budget('a', 'day', 1, slices => 2);
 SELECT spendguard.scope_set_budget('a', 'day', 1, slices => 65);
 SELECT spendguard.scope_set_budget('a', 'day', 1, slices => 0);
 SELECT spendguard.scope_set_budget('a', 'day', 1, alert_percents => '{0}');
@@ -200,4 +199,35 @@ SELECT * FROM spendguard.scope_spend('org:acme', 'total', '2000-01-01');
 SELECT * FROM spendguard.scope_settle('r6', 1);
 \set VERBOSITY default
 SET spendguard.tenant = 'regress-scope';
+SELECT * FROM spendguard.verify();
+
+-- 18. escrow slices (SPEC §6 `slices`): the same decisions, one slice
+-- locked instead of the budget. org:hot has 4 slices; a decision on the
+-- whole budget (the first, or one whose slice is short) writes a split:
+-- each slice's quota (room) and line (spend below the next threshold)
+SELECT spendguard.scope_set_budget('org:hot', 'day', 1000, alert_percents => '{50,90}', slices => 4);
+SELECT slice, families, slices, limits, quotas FROM spendguard.scope_slice
+WHERE tenant_id = 'regress-scope' ORDER BY slice;
+SELECT allowed, remaining_micros, hold_id FROM spendguard.scope_reserve(ARRAY['org:hot', 'key:k9'], 100, 'hot1', '2026-06-24 12:00Z');
+-- quotas add up to the limit, the reservation's slice holds its 100
+SELECT sum(quotas[1]) AS quotas, sum(lines[1]) AS lines FROM spendguard.scope_slice
+WHERE tenant_id = 'regress-scope' AND scope = 'org:hot';
+SELECT scope_slices IS NOT NULL AS sliced FROM spendguard.scope_reservation
+WHERE tenant_id = 'regress-scope' AND hold_id = 'hot1';
+SELECT allowed, remaining_micros FROM spendguard.scope_settle('hot1', 450);
+-- 450 + 80 crosses 50 %: a whole-budget decision sees it, one alert
+SELECT allowed, remaining_micros FROM spendguard.scope_charge(ARRAY['org:hot'], 80, '2026-06-24 12:00Z');
+SELECT kind, percent, spent_micros FROM spendguard.alerts(scope => 'org:hot');
+-- no slice has 500 to itself; the whole budget has 470 left: denied
+SELECT allowed, blocked_scope, remaining_micros FROM spendguard.scope_charge(ARRAY['org:hot'], 500, '2026-06-24 12:00Z');
+SELECT allowed, remaining_micros FROM spendguard.scope_charge(ARRAY['org:hot'], 470, '2026-06-24 12:00Z');
+SELECT scope, period, limit_micros, spent_micros, reserved_micros, remaining_micros
+FROM spendguard.scope_usage('org:hot', '2026-06-24 12:00Z');
+SELECT * FROM spendguard.scope_spend('org:hot', 'day', '2026-06-24', '2026-06-24');
+-- back to one slice: the four families keep their spend, decisions take slice 0
+SELECT spendguard.scope_set_budget('org:hot', 'day', 2000, slices => 1);
+SELECT slice, families, slices, limits FROM spendguard.scope_slice
+WHERE tenant_id = 'regress-scope' AND scope = 'org:hot' ORDER BY slice;
+SELECT allowed, remaining_micros FROM spendguard.scope_charge(ARRAY['org:hot'], 1000, '2026-06-24 12:00Z');
+SELECT allowed, remaining_micros FROM spendguard.scope_charge(ARRAY['org:hot'], 1, '2026-06-24 12:00Z');
 SELECT * FROM spendguard.verify();
