@@ -10,7 +10,10 @@ Environment: BENCH_SECONDS (per run, default 5), BENCH_CLIENTS (default
 (pgbench -M: prepared | simple, default prepared), BENCH_ONLY (comma-separated
 workload keys), BENCH_MEMORY_CALLS (default 1000000, 0 to skip),
 BENCH_STATEMENTS (1: count statements per call with pg_stat_statements in a
-separate pass, default 1), BENCH_LOG_EVENTS (events put into the log before
+separate pass, default 1), BENCH_HOT_ORG (1: the hot-organisation workloads,
+default 1), BENCH_CPU (1: server CPU per call at 1 client, default 1),
+BENCH_SPREAD / BENCH_EXTRA_RUNS (more runs, up to 2, while a side's runs
+spread more than 10 %), BENCH_LOG_EVENTS (events put into the log before
 authorize is measured again, default 10,000,000; 0 to skip), BENCH_PEERS_DIR
 (a folder with checkouts pgledger/ and pg-authz/: they run as peers), SG_* from
 scripts/env.sh.
@@ -39,6 +42,12 @@ ONLY = [k for k in os.environ.get("BENCH_ONLY", "").split(",") if k]
 MEMORY_CALLS = int(os.environ.get("BENCH_MEMORY_CALLS", "1000000"))
 STATEMENTS = os.environ.get("BENCH_STATEMENTS", "1") == "1"
 LOG_EVENTS = int(os.environ.get("BENCH_LOG_EVENTS", "10000000"))
+HOT_ORG = os.environ.get("BENCH_HOT_ORG", "1") == "1"
+CPU = os.environ.get("BENCH_CPU", "1") == "1"
+# runs whose tps spread more than this (max - min over median) get more
+# alternating runs, up to EXTRA_RUNS
+SPREAD = float(os.environ.get("BENCH_SPREAD", "0.10"))
+EXTRA_RUNS = int(os.environ.get("BENCH_EXTRA_RUNS", "2"))
 # A folder with checkouts of plain-SQL peers: pgledger/ (github.com/pgr0ss/
 # pgledger) and pg-authz/ (github.com/varunchopra/pg-authz, its meter
 # module). Each one found runs next to the spendguard workload it compares
@@ -243,6 +252,92 @@ def pgbench(script, clients, tag, db=None):
             "failed": int(failed.group(1)) if failed else 0}
 
 
+def spread(runs):
+    """(max - min) / median of a side's runs' tps."""
+    t = [r["tps"] for r in runs]
+    return (max(t) - min(t)) / statistics.median(t) if t and statistics.median(t) else 0.0
+
+
+def server_cpu():
+    """CPU seconds the cluster has used so far: the postmaster and its
+    children, live (utime + stime) and exited (the postmaster's cutime +
+    cstime, counted when it reaps them), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    pm = int(Path(PGDATA, "postmaster.pid").read_text().split()[0])
+
+    def fields(pid):
+        try:
+            text = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        # the command may hold spaces: fields after its closing parenthesis
+        return text[text.rindex(")") + 2:].split()
+
+    f = fields(pm)
+    total = sum(int(x) for x in f[11:15])  # utime stime cutime cstime
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit() and int(d.name) != pm:
+            g = fields(d.name)
+            if g and int(g[1]) == pm:  # ppid
+                total += int(g[11]) + int(g[12])
+    return total / tick
+
+
+def cpu_per_call(script, seconds=3):
+    """Server CPU per transaction of one client (µs): independent of how busy
+    the machine's other cores are."""
+    c0 = server_cpu()
+    r = subprocess.run([f"{PG_BIN}/pgbench", "-n", "-M", MODE, "-h", SOCK, "-p", PORT, "-U",
+                        "postgres", "-c", "1", "-T", str(seconds), "-f", str(SQL / script), DB],
+                       capture_output=True, text=True, cwd=OUT, check=True)
+    time.sleep(0.2)  # the backend exits and is reaped
+    c1 = server_cpu()
+    n = int(re.search(r"number of transactions actually processed: (\d+)", r.stdout).group(1))
+    return (c1 - c0) / max(n, 1) * 1e6
+
+
+def cpu_pass():
+    """CPU per call at 1 client, each workload's spendguard and floor side."""
+    out = {}
+    for key, *_ in WORKLOADS:
+        for side in ["sg", "floor"]:
+            psql("CHECKPOINT")
+            out[(key, side)] = cpu_per_call(script_of(key, side))
+        print(f"cpu {key:32} sg {out[(key, 'sg')]:8.1f} us  floor {out[(key, 'floor')]:8.1f} us",
+              flush=True)
+    return out
+
+
+HOT = [("off", "one org, no slices", "hot_org_off.sql"),
+       ("on", "one org, 16 slices", "hot_org_on.sql"),
+       ("spread", "spread over 100 orgs", "hot_org_spread.sql"),
+       ("bare", "bare hot-row UPDATE", "base_authorize_hot.sql")]
+
+
+def hot_org():
+    """scope_reserve + scope_settle over (key, user, team, org), 1,000 keys
+    under one org, slices off and on, next to the same keys over 100 orgs
+    and the bare hot-row UPDATE; RUNS alternating runs each, median."""
+    out = {}
+    turn = 0
+    for clients in CLIENTS:
+        runs = {v: [] for v, *_ in HOT}
+        for run in range(RUNS):
+            order = HOT[turn % len(HOT):] + HOT[:turn % len(HOT)]
+            turn += 1
+            for v, title, script in order:
+                psql("CHECKPOINT")
+                r = pgbench(script, clients, f"hot-{v}-{clients}")
+                runs[v].append(r)
+                print(f"hot org {title:24} {clients:3} cl run {run + 1} {r['tps']:10.1f} tps "
+                      f"p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms", flush=True)
+        out[clients] = {v: median_run(runs[v]) for v in runs}
+    bad = psql("SET spendguard.tenant = 'default'; SELECT count(*) FROM spendguard.verify()")
+    over = psql("SELECT count(*) FROM spendguard.scope_usage() "
+                "WHERE spent_micros + reserved_micros > limit_micros")
+    return {"runs": out, "verify": bad.splitlines()[-1], "over": over}
+
+
 def median_run(runs):
     """The run whose tps is the median (its latency and WAL come with it)."""
     ordered = sorted(runs, key=lambda r: r["tps"])
@@ -338,6 +433,8 @@ MEMORY_WORKLOADS = [
     ("usage_cap_charge", "usage_cap_charge"),
     ("proposal", "proposal create + consume"),
     ("args_hash_64k", "args_hash, 64 KB"),
+    ("scope_reserve_settle", "scope reserve + settle"),
+    ("scope_reserve_settle_sliced", "scope reserve + settle, 16 slices"),
 ]
 
 
@@ -454,7 +551,23 @@ def main():
                     runs[side].append(r)
                     print(f"{title:30} {clients:3} cl run {run + 1} {side:5} {r['tps']:10.1f} tps "
                           f"p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms", flush=True)
-            results[(key, clients)] = {side: median_run(runs[side]) for side in sides}
+            # where the runs spread widely, more alternating runs
+            extra = 0
+            while extra < EXTRA_RUNS and any(spread(runs[s]) > SPREAD for s in ["sg", "floor"]):
+                extra += 1
+                order = sides[turn % len(sides):] + sides[:turn % len(sides)]
+                turn += 1
+                for side in order:
+                    psql("CHECKPOINT")
+                    r = pgbench(script_of(key, side), clients, f"{key}-{clients}-{side}",
+                                db=UNCHAINED_DB if side == "unchained" else None)
+                    runs[side].append(r)
+                    print(f"{title:30} {clients:3} cl extra {extra} {side:5} {r['tps']:10.1f} tps",
+                          flush=True)
+            results[(key, clients)] = {side: {**median_run(runs[side]), "spread": spread(runs[side])}
+                                       for side in sides}
+    hot = hot_org() if HOT_ORG else None
+    cpu = cpu_pass() if CPU else {}
     grown = log_growth() if LOG_EVENTS else None
     mem = memory_check() if MEMORY_CALLS else {}
     print("memory:", json.dumps(mem))
@@ -476,8 +589,9 @@ def main():
              "| workload | spendguard | floor |", "|---|---|---|"]
     lines += [f"| {t} | {s} | {f} |" for _, t, s, f, _ in WORKLOADS]
     lines += ["", "| workload | clients | spendguard tps | p50 ms | p99 ms | floor tps | "
-              "**spendguard / floor** | bare UPDATE tps | spendguard / bare | runs (sg; floor) |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+              "**spendguard / floor** | bare UPDATE tps | spendguard / bare | runs (sg; floor) | "
+              "spread (sg; floor) |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for key, title, *_ in WORKLOADS:
         for c in CLIENTS:
             r = results[(key, c)]
@@ -485,7 +599,39 @@ def main():
             bare = f"{base['tps']:.0f} | {sg['tps'] / base['tps']:.2f}" if base else "– | –"
             lines.append(f"| {title} | {c} | {sg['tps']:.0f} | {sg['p50_ms']:.2f} | {sg['p99_ms']:.2f} | "
                          f"{fl['tps']:.0f} | **{sg['tps'] / fl['tps']:.2f}** | {bare} | "
-                         f"{sg['runs']}; {fl['runs']} |")
+                         f"{sg['runs']}; {fl['runs']} | {sg['spread'] * 100:.0f} %; "
+                         f"{fl['spread'] * 100:.0f} % |")
+    lines += ["", "Spread: (max − min) / median of a side's runs; a side above "
+              f"{SPREAD * 100:.0f} % got up to {EXTRA_RUNS} more alternating runs."]
+    if cpu:
+        lines += ["", "## Server CPU per call, 1 client", "",
+                  "CPU time of the whole cluster (postmaster and every child, from /proc: live "
+                  "processes' utime + stime, exited ones through the postmaster's cutime + "
+                  "cstime) over a 3 s pgbench run of one client, divided by its transactions. "
+                  "It does not depend on what else the machine runs, so its ratio is steadier "
+                  "than throughput's (10 ms clock ticks: about ±2 µs a call).", "",
+                  "| workload | spendguard µs | floor µs | spendguard / floor | floor / spendguard |",
+                  "|---|---:|---:|---:|---:|"]
+        for key, title, *_ in WORKLOADS:
+            a, b = cpu[(key, "sg")], cpu[(key, "floor")]
+            lines.append(f"| {title} | {a:.0f} | {b:.0f} | {a / b:.2f} | **{b / a:.2f}** |")
+    if hot:
+        lines += ["", "## A hot organisation (SPEC §6 `slices`)", "",
+                  "`scope_reserve` then `scope_settle` (two transactions) over (key, user, team, "
+                  "org): 1,000 keys of 500 users in 100 teams, every call under one org whose day "
+                  "budget has no slices, or 16; the same keys spread over 100 orgs; and the bare "
+                  "UPDATE of one row (`bench/sql/hot_org_*.sql`, `base_authorize_hot.sql`). "
+                  f"Median of {RUNS} alternating runs. After the runs: verify() found "
+                  f"{hot['verify']} problems, {hot['over']} budgets are above their limit.", "",
+                  "| clients | no slices tps | 16 slices tps | 100 orgs tps | **16 slices / 100 orgs** "
+                  "| no slices / 100 orgs | bare hot-row UPDATE tps | runs (off; on; spread) |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for c in CLIENTS:
+            h = hot["runs"][c]
+            lines.append(f"| {c} | {h['off']['tps']:.0f} | {h['on']['tps']:.0f} | "
+                         f"{h['spread']['tps']:.0f} | **{h['on']['tps'] / h['spread']['tps']:.2f}** | "
+                         f"{h['off']['tps'] / h['spread']['tps']:.2f} | {h['bare']['tps']:.0f} | "
+                         f"{h['off']['runs']}; {h['on']['runs']}; {h['spread']['runs']} |")
     chained = [(key, title) for key, title, *_ in WORKLOADS if "unchained" in results[(key, CLIENTS[0])]]
     if chained:
         lines += ["", "## The hash chain (SPEC §9)", "",
