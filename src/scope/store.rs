@@ -33,7 +33,7 @@ static LOCK_BUDGETS: Versioned = Versioned {
               l AS (SELECT b.scope, b.period::text AS period, b.limit_micros, b.alert_percents, b.sliced \
               FROM c JOIN spendguard.scope_budget b \
               ON b.tenant_id = $1 AND b.scope = c.scope AND b.period = c.period \
-              WHERE NOT c.sliced \
+              WHERE NOT c.sliced AND b.scope = ANY ($2) \
               ORDER BY b.scope, array_position('{day,week,month,total}'::text[], b.period::text) \
               FOR UPDATE OF b) \
               SELECT scope, period, limit_micros, alert_percents, sliced FROM l \
