@@ -13,7 +13,8 @@ BENCH_STATEMENTS (1: count statements per call with pg_stat_statements in a
 separate pass, default 1), BENCH_HOT_ORG (1: the hot-organisation workloads,
 default 1), BENCH_CPU (1: server CPU per call at 1 client, default 1),
 BENCH_SPREAD / BENCH_EXTRA_RUNS (more runs, up to 2, while a side's runs
-spread more than 10 %), BENCH_LOG_EVENTS (events put into the log before
+spread more than 10 %), BENCH_RESUME (a bench/out/state.json: the passes
+after the CPU pass only), BENCH_LOG_EVENTS (events put into the log before
 authorize is measured again, default 10,000,000; 0 to skip), BENCH_PEERS_DIR
 (a folder with checkouts pgledger/ and pg-authz/: they run as peers), SG_* from
 scripts/env.sh.
@@ -43,6 +44,9 @@ MEMORY_CALLS = int(os.environ.get("BENCH_MEMORY_CALLS", "1000000"))
 STATEMENTS = os.environ.get("BENCH_STATEMENTS", "1") == "1"
 LOG_EVENTS = int(os.environ.get("BENCH_LOG_EVENTS", "10000000"))
 HOT_ORG = os.environ.get("BENCH_HOT_ORG", "1") == "1"
+# a bench/out/state.json of an earlier run: its workloads, hot org and CPU
+# figures are taken as they are, and the passes after them run
+RESUME = os.environ.get("BENCH_RESUME", "")
 CPU = os.environ.get("BENCH_CPU", "1") == "1"
 # runs whose tps spread more than this (max - min over median) get more
 # alternating runs, up to EXTRA_RUNS
@@ -376,19 +380,22 @@ def statement_counts():
 
 def log_growth():
     """Fills the shared event log with LOG_EVENTS events of tenant 'bulk'
-    (10,000 budgets whose histories fold, so verify() of one is clean), then
+    (10,000 budgets whose histories fold; their chain links are
+    placeholders, not hashes, so verify() of one reports its chain: it is
+    timed, not checked), then
     measures authorize again and times the readers of one budget, with
     their plans (auto_explain of the statements inside the functions)."""
     t0 = time.time()
     psql(f"""
       INSERT INTO spendguard.budget_event (tenant_id, event_seq, capability_id, grant_index, kind,
         allowed, exposure_units, invocation_count_after, total_cost_exposed_after,
-        total_cost_realized_after, guarantee_level)
+        total_cost_realized_after, guarantee_level, chain_n, prev_hash, hash)
       SELECT 'bulk', g, 'b' || (g % 10000), 0, 'increment_invocation', true, 0, g / 10000 + 1, 0, 0,
-             'single_node_atomic'
+             'single_node_atomic', g / 10000 + 1, int8send(g / 10000), int8send(g / 10000 + 1)
       FROM generate_series(0, {LOG_EVENTS - 1}) g;
-      INSERT INTO spendguard.budget_usage (tenant_id, capability_id, grant_index, invocation_count, seq)
-      SELECT 'bulk', 'b' || k, 0, count(*), max(g) FROM (
+      INSERT INTO spendguard.budget_usage (tenant_id, capability_id, grant_index, invocation_count, seq,
+        chain_n, chain_hash)
+      SELECT 'bulk', 'b' || k, 0, count(*), max(g), count(*), int8send(count(*)) FROM (
         SELECT g % 10000 AS k, g FROM generate_series(0, {LOG_EVENTS - 1}) g) x GROUP BY k;""")
     psql("VACUUM ANALYZE spendguard.budget_event")
     psql("VACUUM ANALYZE spendguard.budget_usage")
@@ -474,7 +481,7 @@ def memory_one(key):
 def memory_check():
     """Every workload of MEMORY_WORKLOADS, two sessions at a time (2 cores)."""
     psql("SELECT spendguard.spend_set_group_budget('memg', 9000000000000000000, 'month')")
-    if not HOT_ORG:
+    if not HOT_ORG or RESUME:  # the hot org's fixtures, if hot_org() did not run
         subprocess.run([f"{PG_BIN}/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", SOCK, "-p",
                         PORT, "-U", "postgres", "-d", DB, "-f", str(SQL / "setup_hot_org.sql")],
                        check=True, capture_output=True)
@@ -540,10 +547,11 @@ def main():
                    check=True, capture_output=True)
     peer = setup_peers()
     setup_unchained()
-    counts = statement_counts() if STATEMENTS else {}
+    state = json.loads(Path(RESUME).read_text()) if RESUME else None
+    counts = statement_counts() if STATEMENTS and not (state and state.get("counts")) else {}
     results = {}
     turn = 0
-    for clients in CLIENTS:
+    for clients in ([] if state else CLIENTS):
         for key, title, *_ in WORKLOADS:
             sides = sides_of(key)
             runs = {side: [] for side in sides}
@@ -573,8 +581,20 @@ def main():
                           flush=True)
             results[(key, clients)] = {side: {**median_run(runs[side]), "spread": spread(runs[side])}
                                        for side in sides}
-    hot = hot_org() if HOT_ORG else None
-    cpu = cpu_pass() if CPU else {}
+    if state:
+        results = {(k, int(c)): v for k, c, v in state["results"]}
+        hot = state["hot"] and {**state["hot"], "runs": {int(c): v for c, v in state["hot"]["runs"].items()}}
+        cpu = {(k, side): v for k, side, v in state["cpu"]}
+        counts = counts or {(k, side): tuple(v) for k, side, v in state.get("counts", [])}
+    else:
+        hot = hot_org() if HOT_ORG else None
+        cpu = cpu_pass() if CPU else {}
+    # the run so far, so that a later pass that fails can be resumed
+    # (BENCH_RESUME) without running it again
+    (OUT / "state.json").write_text(json.dumps({
+        "results": [[k, c, v] for (k, c), v in results.items()], "hot": hot,
+        "cpu": [[k, side, v] for (k, side), v in cpu.items()],
+        "counts": [[k, side, list(v)] for (k, side), v in counts.items()]}))
     grown = log_growth() if LOG_EVENTS else None
     mem = memory_check() if MEMORY_CALLS else {}
     print("memory:", json.dumps(mem))
@@ -588,7 +608,11 @@ def main():
              f"* PostgreSQL {settings['server_version']}; " +
              ", ".join(f"{k} = {v}" for k, v in settings.items() if k != "server_version"),
              f"* pgbench: `-n -M {MODE} -c C -j min(C,2) -T {SECONDS}`, autocommit, Unix socket, "
-             "same machine", "",
+             "same machine", ""] + ([
+             "Resumed (`BENCH_RESUME`): the workload, hot organisation and CPU figures are an "
+             "earlier run's, kept in its bench/out/state.json; the passes after them (statement "
+             "counts, the log growth, memory) ran now on a fresh cluster. WAL per call is not "
+             "kept in that state.", ""] if state else []) + [
              "The **floor** is the least plain SQL that writes what SPEC requires for the call: "
              "one CTE statement per call on spendguard's own tables (tenant `floor`), so the same "
              "rows, indexes and constraints (`bench/sql/floor_*.sql`). The bare UPDATE "
@@ -702,7 +726,8 @@ def main():
         cells = []
         for side in ["sg", "floor", "base"]:
             x = r.get(side)
-            cells += [f"{x['wal_bytes']:.0f}", f"{x['wal_records']:.1f}"] if x else ["–", "–"]
+            cells += ([f"{x['wal_bytes']:.0f}", f"{x['wal_records']:.1f}"]
+                      if x and x.get("wal_bytes") is not None else ["–", "–"])
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
     if grown:
         lines += ["", "## As the log grows", "",
