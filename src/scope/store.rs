@@ -161,10 +161,13 @@ static RESET_SLICES: Stmt = Stmt {
 };
 
 /// A new split: limits and period starts for every slice, and each slice's
-/// four quotas and lines from flat arrays (slice k at k*4+1..k*4+4).
+/// four quotas and lines from flat arrays (slice k at k*4+1..k*4+4; four
+/// subscripts, not an array slice, which Citus 13's deparser of a
+/// single-shard UPDATE crashes on).
 static SPLIT_SLICES: Stmt = Stmt {
     sql: "UPDATE spendguard.scope_slice SET limits = $3, starts = $4, \
-          quotas = $5[slice * 4 + 1 : slice * 4 + 4], lines = $6[slice * 4 + 1 : slice * 4 + 4] \
+          quotas = ARRAY[$5[slice * 4 + 1], $5[slice * 4 + 2], $5[slice * 4 + 3], $5[slice * 4 + 4]], \
+          lines = ARRAY[$6[slice * 4 + 1], $6[slice * 4 + 2], $6[slice * 4 + 3], $6[slice * 4 + 4]] \
           WHERE tenant_id = $1 AND scope = $2",
     types: &[TEXT, TEXT, INT8_ARRAY, INT4_ARRAY, INT8_ARRAY, INT8_ARRAY],
 };
