@@ -555,8 +555,10 @@ def main():
         for key, title, *_ in WORKLOADS:
             sides = sides_of(key)
             runs = {side: [] for side in sides}
-            for run in range(RUNS):
+
+            def one_round(label):
                 # rotate who goes first, so drift hits every side
+                nonlocal turn
                 order = sides[turn % len(sides):] + sides[:turn % len(sides)]
                 turn += 1
                 for side in order:
@@ -564,21 +566,16 @@ def main():
                     r = pgbench(script_of(key, side), clients, f"{key}-{clients}-{side}",
                                 db=UNCHAINED_DB if side == "unchained" else None)
                     runs[side].append(r)
-                    print(f"{title:30} {clients:3} cl run {run + 1} {side:5} {r['tps']:10.1f} tps "
+                    print(f"{title:30} {clients:3} cl {label} {side:5} {r['tps']:10.1f} tps "
                           f"p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms", flush=True)
+
+            for run in range(RUNS):
+                one_round(f"run {run + 1}")
             # where the runs spread widely, more alternating runs
             extra = 0
             while extra < EXTRA_RUNS and any(spread(runs[s]) > SPREAD for s in ["sg", "floor"]):
                 extra += 1
-                order = sides[turn % len(sides):] + sides[:turn % len(sides)]
-                turn += 1
-                for side in order:
-                    psql("CHECKPOINT")
-                    r = pgbench(script_of(key, side), clients, f"{key}-{clients}-{side}",
-                                db=UNCHAINED_DB if side == "unchained" else None)
-                    runs[side].append(r)
-                    print(f"{title:30} {clients:3} cl extra {extra} {side:5} {r['tps']:10.1f} tps",
-                          flush=True)
+                one_round(f"extra {extra}")
             results[(key, clients)] = {side: {**median_run(runs[side]), "spread": spread(runs[side])}
                                        for side in sides}
     if state:

@@ -42,42 +42,10 @@ fn at_arg(v: Option<TimestampWithTimeZone>) -> Result<(TimestampWithTimeZone, i6
 }
 
 /// The spend and reservations of configured budgets in the periods that
-/// contain `day`, in one statement (the readers: nothing locked).
+/// contain `day` (over every slice family of their scopes), in one
+/// statement, in decision order (the readers: nothing locked).
 fn totals(db: &mut Db<'_, '_>, rows: Vec<BudgetRow>, day: i64) -> Vec<Budget> {
-    let caps: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            (0..r.families.max(1))
-                .map(|f| scope::slice_budget_id(&r.scope, f))
-                .collect()
-        })
-        .collect();
-    let mut ranges: Vec<(&str, i64, i64)> = Vec::new();
-    for (r, c) in rows.iter().zip(&caps) {
-        let (s, e) = r.period.bounds(day);
-        ranges.extend(c.iter().map(|cap| (cap.as_str(), s, e)));
-    }
-    let mut sums = holds::family_totals(db, &ranges).into_iter();
-    rows.into_iter()
-        .zip(&caps)
-        .map(|(r, c)| {
-            let (mut spent, mut reserved) = (0i64, 0i64);
-            for _ in c {
-                let (s, x) = sums.next().expect("one total per range");
-                spent = spent.saturating_add(s);
-                reserved = reserved.saturating_add(x);
-            }
-            Budget {
-                period_start: r.period.bounds(day).0,
-                scope: r.scope,
-                period: r.period,
-                limit: r.limit,
-                spent,
-                reserved,
-                alert_percents: r.alert_percents,
-            }
-        })
-        .collect()
+    slices::load(db, rows, day).0
 }
 
 /// Locks every budget of `scopes` (their rows, or their slices) for a call

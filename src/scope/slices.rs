@@ -114,8 +114,12 @@ fn split_budgets(scope: &str, row: &SliceRow, day: i64) -> Option<Vec<BudgetRow>
 }
 
 /// Every budget of `rows` with its totals in the periods that contain
-/// `day`, and its use per slice family: one statement.
-fn load(db: &mut Db<'_, '_>, mut rows: Vec<BudgetRow>, day: i64) -> (Vec<Budget>, Vec<Vec<Use>>) {
+/// `day`, in decision order, and its use per slice family: one statement.
+pub(super) fn load(
+    db: &mut Db<'_, '_>,
+    mut rows: Vec<BudgetRow>,
+    day: i64,
+) -> (Vec<Budget>, Vec<Vec<Use>>) {
     rows.sort_by(|a, b| {
         (a.scope.as_bytes(), a.period.rank()).cmp(&(b.scope.as_bytes(), b.period.rank()))
     });
