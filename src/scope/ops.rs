@@ -58,8 +58,10 @@ fn lock(
     change: Change,
     given: &dyn Fn(&str) -> Option<i32>,
 ) -> Locked {
+    // before the first row lock gives the transaction its id
+    let clean = crate::spi::wrote_nothing();
     let (unsliced, sliced) = db.lock_scope_budgets(scopes);
-    slices::lock(db, unsliced, sliced, day, change, given)
+    slices::lock(db, unsliced, sliced, day, change, given, clean)
 }
 
 fn row_of(

@@ -16,8 +16,29 @@
 use super::store::{BudgetRow, SliceRow};
 use crate::budget::holds;
 use crate::spi::{pid, Db, SubXact};
-use spendguard_core::escrow::{self, Change, Use};
+use spendguard_core::escrow::{self, Change, Recent, Use};
 use spendguard_core::scope::{self, Budget, ScopePeriod};
+use std::cell::RefCell;
+use std::time::Instant;
+
+/// (tenant, slice family, period start, period end)
+type FamilyKey = (String, String, i64, i64);
+
+thread_local! {
+    /// The slice families' totals this backend read last (escrow::Recent):
+    /// a decision on one slice takes the other slices' from here for its
+    /// headroom; never a decision's own slice, nor a whole decision's.
+    static RECENT: RefCell<Recent<FamilyKey>> = RefCell::new(Recent::default());
+}
+
+/// What [`load`] may take from, and give to, [`RECENT`]: the scopes decided
+/// on one slice, with that slice (their other slices may come from it),
+/// and whether what it reads may be remembered (the transaction had
+/// written nothing before the call, so it reads committed work only).
+struct Memo<'a> {
+    one_slice: &'a [(&'a str, i32)],
+    remember: bool,
+}
 
 /// A sliced scope as a call decides on it.
 pub struct Sliced {
@@ -114,39 +135,82 @@ fn split_budgets(scope: &str, row: &SliceRow, day: i64) -> Option<Vec<BudgetRow>
 }
 
 /// Every budget of `rows` with its totals in the periods that contain
-/// `day`, in decision order, and its use per slice family: one statement.
+/// `day`, in decision order, and its use per slice family: one statement,
+/// exact.
 pub(super) fn load(
+    db: &mut Db<'_, '_>,
+    rows: Vec<BudgetRow>,
+    day: i64,
+) -> (Vec<Budget>, Vec<Vec<Use>>) {
+    let memo = Memo {
+        one_slice: &[],
+        remember: false,
+    };
+    load_with(db, rows, day, &memo)
+}
+
+/// [`load`], with the other slices of scopes decided on one slice taken
+/// from [`RECENT`] where it read them less than escrow::RECENT_FOR ago.
+fn load_with(
     db: &mut Db<'_, '_>,
     mut rows: Vec<BudgetRow>,
     day: i64,
+    memo: &Memo<'_>,
 ) -> (Vec<Budget>, Vec<Vec<Use>>) {
     rows.sort_by(|a, b| {
         (a.scope.as_bytes(), a.period.rank()).cmp(&(b.scope.as_bytes(), b.period.rank()))
     });
     let caps: Vec<Vec<String>> = rows
         .iter()
-        .map(|r| {
-            (0..r.families.max(1))
-                .map(|f| scope::slice_budget_id(&r.scope, f))
-                .collect()
-        })
+        .map(|r| scope::family_ids(&r.scope, r.families))
         .collect();
+    let now = Instant::now();
+    let key = |cap: &str, s: i64, e: i64| (db.tenant.to_string(), cap.to_string(), s, e);
+    // per family: remembered, or read now (None)
+    let mut known: Vec<Vec<Option<Use>>> = Vec::with_capacity(rows.len());
     let mut ranges: Vec<(&str, i64, i64)> = Vec::new();
-    for (r, c) in rows.iter().zip(&caps) {
-        let (s, e) = r.period.bounds(day);
-        for cap in c {
-            ranges.push((cap.as_str(), s, e));
+    RECENT.with(|recent| {
+        let recent = recent.borrow();
+        for (r, c) in rows.iter().zip(&caps) {
+            let (s, e) = r.period.bounds(day);
+            let own = memo
+                .one_slice
+                .iter()
+                .find(|(scope, _)| *scope == r.scope)
+                .map(|(_, k)| *k);
+            known.push(
+                c.iter()
+                    .enumerate()
+                    .map(|(f, cap)| {
+                        let seen = own
+                            .filter(|k| usize::try_from(*k).ok() != Some(f))
+                            .and_then(|_| recent.get(&key(cap, s, e), now));
+                        if seen.is_none() {
+                            ranges.push((cap.as_str(), s, e));
+                        }
+                        seen
+                    })
+                    .collect(),
+            );
         }
-    }
+    });
     let mut sums = holds::family_totals(db, &ranges).into_iter();
     let mut budgets = Vec::with_capacity(rows.len());
     let mut uses = Vec::with_capacity(rows.len());
-    for (r, c) in rows.into_iter().zip(&caps) {
-        let u: Vec<Use> = c
-            .iter()
-            .map(|_| {
-                let (spent, reserved) = sums.next().expect("one total per range");
-                Use { spent, reserved }
+    for ((r, c), k) in rows.into_iter().zip(&caps).zip(known) {
+        let (s, e) = r.period.bounds(day);
+        let u: Vec<Use> = k
+            .into_iter()
+            .zip(c)
+            .map(|(seen, cap)| {
+                seen.unwrap_or_else(|| {
+                    let (spent, reserved) = sums.next().expect("one total per range");
+                    let u = Use { spent, reserved };
+                    if memo.remember && c.len() > 1 {
+                        RECENT.with(|m| m.borrow_mut().put(key(cap, s, e), u, now));
+                    }
+                    u
+                })
             })
             .collect();
         let sum = |f: fn(&Use) -> i64| {
@@ -198,7 +262,8 @@ fn fits_one(s: &Sliced, budgets: &[Budget], uses: &[Vec<Use>], change: Change) -
 /// [`Db::lock_scope_budgets`] returned (those rows locked already);
 /// `change` is what the call does to the slice it writes; `given` names the
 /// slice a scope's write must go to (a reservation's hold), None for a free
-/// one.
+/// one; `clean`: the transaction had written nothing before this call, so
+/// the totals it reads may be remembered for later calls' headroom.
 pub fn lock(
     db: &mut Db<'_, '_>,
     unsliced: Vec<BudgetRow>,
@@ -206,6 +271,7 @@ pub fn lock(
     day: i64,
     change: Change,
     given: &dyn Fn(&str) -> Option<i32>,
+    clean: bool,
 ) -> Locked {
     let mut whole = vec![false; sliced.len()];
     let mut taken: Vec<Sliced> = Vec::with_capacity(sliced.len());
@@ -264,7 +330,16 @@ pub fn lock(
         for s in &taken {
             rows.extend(s.budgets.iter().cloned());
         }
-        let (budgets, uses) = load(db, rows, day);
+        let one_slice: Vec<(&str, i32)> = taken
+            .iter()
+            .filter(|s| !s.whole)
+            .map(|s| (s.scope.as_str(), s.target))
+            .collect();
+        let memo = Memo {
+            one_slice: &one_slice,
+            remember: clean,
+        };
+        let (budgets, uses) = load_with(db, rows, day, &memo);
         let short = taken
             .iter()
             .position(|s| !s.whole && !fits_one(s, &budgets, &uses, change));
@@ -285,6 +360,17 @@ pub fn lock(
                         sub.release();
                     }
                 }
+                // the families this call writes are read again next time
+                RECENT.with(|m| {
+                    let mut m = m.borrow_mut();
+                    for s in &taken {
+                        let cap = scope::slice_budget_id(&s.scope, s.target);
+                        for b in budgets.iter().filter(|b| b.scope == s.scope) {
+                            let (from, to) = b.period.bounds(day);
+                            m.forget(&(db.tenant.to_string(), cap.clone(), from, to));
+                        }
+                    }
+                });
                 return Locked {
                     budgets,
                     uses,

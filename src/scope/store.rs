@@ -396,7 +396,7 @@ impl Db<'_, '_> {
     /// their slices are locked.
     pub fn lock_scope_budgets(&mut self, scopes: &[String]) -> (Vec<BudgetRow>, Vec<String>) {
         let list: Vec<&str> = scopes.iter().map(String::as_str).collect();
-        let t = self.run(LOCK_BUDGETS.pick(), &[self.tenant.into(), list.into()]);
+        let t = self.run_generic(LOCK_BUDGETS.pick(), &[self.tenant.into(), list.into()]);
         let mut rows = Vec::new();
         let mut sliced: Vec<String> = Vec::new();
         for r in t {

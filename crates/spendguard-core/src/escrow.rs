@@ -144,6 +144,64 @@ pub fn preferred(pid: i32, active: i32) -> i32 {
     pid.rem_euclid(active.clamp(1, MAX_SLICES))
 }
 
+/// How long a decision on one slice may take the other slices' totals as
+/// this backend read them before (SPEC.md §6 deviation, docs/reference.md
+/// "Escrow slices"): they only describe the budget in `headroom` and
+/// `remaining_micros`; the decision itself is on the taken slice's exact
+/// part and its quota.
+pub const RECENT_FOR: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Entries kept at most: past it the whole memo is dropped (a backend's
+/// memory stays bounded whatever the number of scopes and periods).
+pub const RECENT_MAX: usize = 4096;
+
+/// The slice families' totals a backend read last, by key (tenant, family,
+/// period range), each with when it was read: a memo of at most
+/// [`RECENT_MAX`] entries, each good for [`RECENT_FOR`].
+#[derive(Debug)]
+pub struct Recent<K> {
+    seen: std::collections::HashMap<K, (std::time::Instant, Use)>,
+}
+
+impl<K> Default for Recent<K> {
+    fn default() -> Self {
+        Recent {
+            seen: std::collections::HashMap::new(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq> Recent<K> {
+    /// The totals read under `key` less than [`RECENT_FOR`] before `now`.
+    pub fn get(&self, key: &K, now: std::time::Instant) -> Option<Use> {
+        self.seen
+            .get(key)
+            .filter(|(at, _)| now.saturating_duration_since(*at) < RECENT_FOR)
+            .map(|(_, u)| *u)
+    }
+
+    /// Remembers totals read at `at`.
+    pub fn put(&mut self, key: K, u: Use, at: std::time::Instant) {
+        if self.seen.len() >= RECENT_MAX && !self.seen.contains_key(&key) {
+            self.seen.clear();
+        }
+        self.seen.insert(key, (at, u));
+    }
+
+    /// Forgets `key` (a family this backend is about to write).
+    pub fn forget(&mut self, key: &K) {
+        self.seen.remove(key);
+    }
+
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,5 +335,46 @@ mod tests {
         assert_eq!(preferred(17, 8), 1);
         assert_eq!(preferred(17, 1), 0);
         assert_eq!(preferred(-3, 4), 1);
+    }
+
+    #[test]
+    fn recent_totals_are_good_for_a_while_and_bounded() {
+        use std::time::{Duration, Instant};
+        let t0 = Instant::now();
+        let u = Use {
+            spent: 5,
+            reserved: 7,
+        };
+        let mut r: Recent<(String, i32)> = Recent::default();
+        assert!(r.is_empty());
+        assert_eq!(r.get(&("a".into(), 1), t0), None);
+        r.put(("a".into(), 1), u, t0);
+        assert_eq!(r.get(&("a".into(), 1), t0), Some(u));
+        assert_eq!(
+            r.get(&("a".into(), 1), t0 + RECENT_FOR - Duration::from_nanos(1)),
+            Some(u)
+        );
+        // stale at RECENT_FOR, and never from the future's point of view
+        assert_eq!(r.get(&("a".into(), 1), t0 + RECENT_FOR), None);
+        assert_eq!(r.get(&("a".into(), 2), t0), None);
+        // a newer read replaces the older
+        let v = Use {
+            spent: 6,
+            reserved: 0,
+        };
+        r.put(("a".into(), 1), v, t0 + RECENT_FOR);
+        assert_eq!(r.get(&("a".into(), 1), t0 + RECENT_FOR), Some(v));
+        r.forget(&("a".into(), 1));
+        assert_eq!(r.get(&("a".into(), 1), t0 + RECENT_FOR), None);
+        // bounded: the entry past RECENT_MAX drops the memo first
+        for i in 0..RECENT_MAX {
+            r.put(("b".into(), i as i32), u, t0);
+        }
+        assert_eq!(r.len(), RECENT_MAX);
+        r.put(("b".into(), 0), v, t0);
+        assert_eq!(r.len(), RECENT_MAX, "a key it has is replaced in place");
+        r.put(("c".into(), 0), v, t0);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.get(&("c".into(), 0), t0), Some(v));
     }
 }

@@ -138,6 +138,21 @@ pub fn slice_budget_id(scope: &str, slice: i32) -> String {
     }
 }
 
+/// The capability ids of a scope's first `n` slice families, in slice
+/// order ([`slice_budget_id`] of 0..n, the digest computed once).
+pub fn family_ids(scope: &str, n: i32) -> Vec<String> {
+    let id = budget_id(scope);
+    (0..n.max(1))
+        .map(|k| {
+            if k == 0 {
+                id.clone()
+            } else {
+                format!("{id}/{k}")
+            }
+        })
+        .collect()
+}
+
 /// The §1 hold id a reservation holds one scope's room with (a reservation
 /// holds one per scope it names).
 pub fn hold_key(hold_id: &str, scope: &str) -> String {
@@ -396,6 +411,14 @@ mod tests {
         assert_ne!(budget_id("org:a"), budget_id("org:b"));
         assert_eq!(slice_budget_id("org:a", 0), budget_id("org:a"));
         assert_eq!(slice_budget_id("org:a", 63), budget_id("org:a") + "/63");
+        let ids = family_ids("org:a", 3);
+        assert_eq!(
+            ids,
+            (0..3)
+                .map(|k| slice_budget_id("org:a", k))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(family_ids("org:a", 0), vec![budget_id("org:a")]);
         assert_ne!(hold_key("h", "org:a"), hold_key("h", "org:b"));
         assert_ne!(hold_key("ho", "rg:a"), hold_key("h", "org:a"));
         assert_eq!(hold_key(&"h".repeat(1024), &"s".repeat(1024)).len(), 43);
