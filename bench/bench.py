@@ -225,7 +225,7 @@ def script_of(key, side):
     return f"{side}_{key}.sql"
 
 
-def pgbench(script, clients, tag, db=None):
+def pgbench(script, clients, tag, db=None, env=None):
     prefix = OUT / tag
     for old in OUT.glob(f"{tag}.*"):
         old.unlink()
@@ -235,7 +235,8 @@ def pgbench(script, clients, tag, db=None):
            "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(SECONDS),
            "-f", str(SQL / script), "-l", f"--log-prefix={prefix}", db]
     wal0 = wal()
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=OUT)
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=OUT,
+                       env={**os.environ, **env} if env else None)
     wal1 = wal()
     if r.returncode != 0:
         sys.exit(f"pgbench failed: {' '.join(cmd)}\n{r.stdout}\n{r.stderr}")
@@ -301,14 +302,30 @@ def cpu_per_call(script, seconds=3):
 
 
 def cpu_pass():
-    """CPU per call at 1 client, each workload's spendguard and floor side."""
+    """CPU per call at 1 client, each workload's spendguard and floor side,
+    with autovacuum off: the figure counts every process of the cluster, and
+    an autovacuum worker busy with the workloads' dead rows (or one that
+    exits in a window, its whole life's CPU counted then) doubled the
+    figures of a run."""
     out = {}
-    for key, *_ in WORKLOADS:
-        for side in ["sg", "floor"]:
-            psql("CHECKPOINT")
-            out[(key, side)] = cpu_per_call(script_of(key, side))
-        print(f"cpu {key:32} sg {out[(key, 'sg')]:8.1f} us  floor {out[(key, 'floor')]:8.1f} us",
-              flush=True)
+    psql("ALTER SYSTEM SET autovacuum = off")
+    psql("SELECT pg_reload_conf()")
+    try:
+        for _ in range(600):  # running workers go on after the reload: cancel them
+            if psql("SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity "
+                    "WHERE backend_type = 'autovacuum worker'") == "0":
+                break
+            time.sleep(0.5)
+        time.sleep(0.5)  # reaped, so their CPU is counted before the first window
+        for key, *_ in WORKLOADS:
+            for side in ["sg", "floor"]:
+                psql("CHECKPOINT")
+                out[(key, side)] = cpu_per_call(script_of(key, side))
+            print(f"cpu {key:32} sg {out[(key, 'sg')]:8.1f} us  floor {out[(key, 'floor')]:8.1f} us",
+                  flush=True)
+    finally:
+        psql("ALTER SYSTEM RESET autovacuum")
+        psql("SELECT pg_reload_conf()")
     return out
 
 
@@ -403,6 +420,13 @@ def log_growth():
     total = int(psql("SELECT count(*) FROM spendguard.budget_event"))
     after = {}
     turn = 0
+    # statements over SLOW_MS in these runs are logged with their plans
+    # (auto_explain), so that a side that collapses says why
+    log = Path(PGDATA, "server.log")
+    log_from = log.stat().st_size if log.exists() else 0
+    slow_env = {"PGOPTIONS": f"-c session_preload_libraries=auto_explain "
+                             f"-c auto_explain.log_min_duration={SLOW_MS} "
+                             f"-c auto_explain.log_nested_statements=on"}
     for clients in CLIENTS:
         runs = {"sg": [], "floor": []}
         for run in range(RUNS):
@@ -411,8 +435,9 @@ def log_growth():
             for side in order:
                 psql("CHECKPOINT")
                 runs[side].append(pgbench(script_of("authorize_spread", side), clients,
-                                          f"grown-{clients}-{side}"))
+                                          f"grown-{clients}-{side}", env=slow_env))
         after[clients] = {side: median_run(runs[side]) for side in runs}
+    slow = slow_statements(log, log_from)
     readers = {}
     for name, sql in [("budget_events of one budget", "SELECT count(*) FROM spendguard.budget_events(100, 'b7', 0)"),
                       ("verify() of one budget", "SELECT count(*) FROM spendguard.verify('b7', 0)")]:
@@ -429,7 +454,35 @@ def log_growth():
         value = [l for l in r.stdout.splitlines() if l.strip().isdigit()]
         readers[name] = {"ms": float(ms[-1]) if ms else float("nan"), "scans": scans,
                          "rows": value[-1] if value else "?"}
-    return {"events": total, "fill_seconds": fill, "after": after, "readers": readers}
+    return {"events": total, "fill_seconds": fill, "after": after, "readers": readers,
+            "slow": slow}
+
+
+SLOW_MS = 100
+
+
+def slow_statements(log, start):
+    """Statements auto_explain logged in log after byte start: how many per
+    side (the floor writes tenant 'floor'), and the scans of the slowest."""
+    if not log.exists():
+        return {}
+    with log.open("rb") as f:
+        f.seek(start)
+        text = f.read().decode("utf-8", "replace")
+    out = {}
+    for block in re.split(r"\n(?=\d{4}-\d\d-\d\d )", text):
+        m = re.search(r"duration: ([0-9.]+) ms\s+plan:", block)
+        if not m:
+            continue
+        side = "floor" if "'floor'" in block else "sg"
+        o = out.setdefault(side, {"count": 0, "max_ms": 0.0, "scans": []})
+        o["count"] += 1
+        if float(m.group(1)) > o["max_ms"]:
+            o["max_ms"] = float(m.group(1))
+            o["scans"] = sorted(set(re.findall(
+                r"((?:Index Only Scan|Index Scan|Bitmap Index Scan|Seq Scan)"
+                r"(?: Backward)?(?: using \w+)? on \w+)", block)))
+    return out
 
 
 MEMORY_WORKLOADS = [
@@ -635,7 +688,8 @@ def main():
         lines += ["", "## Server CPU per call, 1 client", "",
                   "CPU time of the whole cluster (postmaster and every child, from /proc: live "
                   "processes' utime + stime, exited ones through the postmaster's cutime + "
-                  "cstime) over a 3 s pgbench run of one client, divided by its transactions. "
+                  "cstime) over a 3 s pgbench run of one client, divided by its transactions, "
+                  "with autovacuum off for this pass (its workers would be counted). "
                   "It does not depend on what else the machine runs, so its ratio is steadier "
                   "than throughput's (10 ms clock ticks: about ±2 µs a call).", "",
                   "| workload | spendguard µs | floor µs | spendguard / floor | floor / spendguard |",
@@ -738,6 +792,11 @@ def main():
             lines.append(f"| {c} | {e['sg']['tps']:.0f} | {g['sg']['tps']:.0f} | "
                          f"**{g['sg']['tps'] / e['sg']['tps']:.2f}** | {e['floor']['tps']:.0f} | "
                          f"{g['floor']['tps']:.0f} | {g['sg']['tps'] / g['floor']['tps']:.2f} |")
+        slow = grown.get("slow") or {}
+        lines += ["", f"Statements over {SLOW_MS} ms in these runs (auto_explain, nested statements "
+                  "included): " + ("none." if not slow else "; ".join(
+                      f"{side} {o['count']}, the slowest {o['max_ms']:.0f} ms through "
+                      f"{', '.join(o['scans']) or '?'}" for side, o in sorted(slow.items())) + ".")]
         lines += ["", "Readers of one budget of the big tenant (10,000 budgets of 1,000 events), "
                   "with the scans auto_explain reports for the statements inside them:", "",
                   "| reader | time | scans |", "|---|---:|---|"]
