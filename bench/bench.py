@@ -204,8 +204,12 @@ def as_postgres(*cmd):
 
 
 def restart(options=""):
-    args = [f"{PG_BIN}/pg_ctl", "-D", PGDATA, "-w", "-m", "fast", "restart", "-l",
-            f"{PGDATA}/server.log"]
+    """Stop, then start with exactly these options. Not `pg_ctl restart`:
+    without -o it reuses the last start's options (postmaster.opts), so
+    the pass after statement_counts() kept pg_stat_statements (track =
+    all) loaded in every timed run after it, until this was found."""
+    as_postgres(f"{PG_BIN}/pg_ctl", "-D", PGDATA, "-w", "-m", "fast", "stop")
+    args = [f"{PG_BIN}/pg_ctl", "-D", PGDATA, "-w", "start", "-l", f"{PGDATA}/server.log"]
     if options:
         args += ["-o", options]
     as_postgres(*args)
@@ -591,6 +595,10 @@ def plot(results, path):
 
 def main():
     OUT.mkdir(exist_ok=True)
+    # the cluster as postgresql.conf sets it: nothing left by ALTER SYSTEM or
+    # by the options of an earlier start
+    psql("ALTER SYSTEM RESET ALL")
+    restart()
     settings = {s: psql(f"SHOW {s}") for s in
                 ["server_version", "fsync", "synchronous_commit", "shared_buffers", "wal_level",
                  "max_connections", "full_page_writes", "checkpoint_timeout", "max_wal_size"]}
