@@ -307,10 +307,10 @@ def cpu_per_call(script, seconds=3):
 
 def cpu_pass():
     """CPU per call at 1 client, each workload's spendguard and floor side,
-    with autovacuum off: the figure counts every process of the cluster, and
+    with autovacuum off: the figure counts every process of the cluster, so
     an autovacuum worker busy with the workloads' dead rows (or one that
-    exits in a window, its whole life's CPU counted then) doubled the
-    figures of a run."""
+    exits in a window, its whole life's CPU counted then) would be counted
+    with the calls."""
     out = {}
     psql("ALTER SYSTEM SET autovacuum = off")
     psql("SELECT pg_reload_conf()")
