@@ -14,7 +14,8 @@ separate pass, default 1), BENCH_HOT_ORG (1: the hot-organisation workloads,
 default 1), BENCH_CPU (1: server CPU per call at 1 client, default 1),
 BENCH_SPREAD / BENCH_EXTRA_RUNS (more runs, up to 2, while a side's runs
 spread more than 10 %), BENCH_RESUME (a bench/out/state.json: the passes
-after the CPU pass only), BENCH_LOG_EVENTS (events put into the log before
+after the CPU pass only, and of those only what the state and
+bench/out/memory.json do not hold yet), BENCH_LOG_EVENTS (events put into the log before
 authorize is measured again, default 10,000,000; 0 to skip), BENCH_PEERS_DIR
 (a folder with checkouts pgledger/ and pg-authz/: they run as peers), SG_* from
 scripts/env.sh.
@@ -26,6 +27,7 @@ import re
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -542,10 +544,23 @@ def memory_check():
         subprocess.run([f"{PG_BIN}/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", SOCK, "-p",
                         PORT, "-U", "postgres", "-d", DB, "-f", str(SQL / "setup_hot_org.sql")],
                        check=True, capture_output=True)
+    # each result is written as it completes (bench/out/memory.json), so a
+    # run stopped in this long pass keeps what it measured; a resumed run
+    # (BENCH_RESUME) measures only the workloads missing there
+    path = OUT / "memory.json"
+    done = json.loads(path.read_text()) if RESUME and path.exists() else {}
+    lock = threading.Lock()
+
+    def one(key):
+        r = memory_one(key)
+        with lock:
+            done[key] = r
+            path.write_text(json.dumps(done))
+        print(f"memory {key}: {json.dumps(r)}", flush=True)
+
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(max_workers=2) as pool:
-        done = dict(zip([k for k, _ in MEMORY_WORKLOADS],
-                        pool.map(memory_one, [k for k, _ in MEMORY_WORKLOADS])))
+        list(pool.map(one, [k for k, _ in MEMORY_WORKLOADS if k not in done]))
     return {k: done[k] for k, _ in MEMORY_WORKLOADS}
 
 
@@ -653,7 +668,13 @@ def main():
         "results": [[k, c, v] for (k, c), v in results.items()], "hot": hot,
         "cpu": [[k, side, v] for (k, side), v in cpu.items()],
         "counts": [[k, side, list(v)] for (k, side), v in counts.items()]}))
-    grown = log_growth() if LOG_EVENTS else None
+    if state and state.get("grown"):
+        grown = {**state["grown"], "after": {int(c): v for c, v in state["grown"]["after"].items()}}
+    else:
+        grown = log_growth() if LOG_EVENTS else None
+        if grown:
+            saved = json.loads((OUT / "state.json").read_text())
+            (OUT / "state.json").write_text(json.dumps({**saved, "grown": grown}))
     mem = memory_check() if MEMORY_CALLS else {}
     print("memory:", json.dumps(mem))
     chart = plot(results, HERE / "throughput.png")
@@ -669,8 +690,8 @@ def main():
              "same machine", ""] + ([
              "Resumed (`BENCH_RESUME`): the workload, hot organisation and CPU figures are an "
              "earlier run's, kept in its bench/out/state.json; the passes after them (statement "
-             "counts, the log growth, memory) ran now on a fresh cluster. WAL per call is not "
-             "kept in that state.", ""] if state else []) + [
+             "counts, the log growth, memory) ran after it, unless the state or bench/out/memory.json "
+             "already held them. WAL per call is not kept in that state.", ""] if state else []) + [
              "The **floor** is the least plain SQL that writes what SPEC requires for the call: "
              "one CTE statement per call on spendguard's own tables (tenant `floor`), so the same "
              "rows, indexes and constraints (`bench/sql/floor_*.sql`). The bare UPDATE "
