@@ -34,9 +34,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SQL = HERE / "sql"
 OUT = HERE / "out"
-PG_BIN = os.environ["PG_BIN"]
-PGDATA = os.environ["SG_PGDATA"]
-SOCK, PORT, DB = os.environ["SG_SOCKDIR"], os.environ["SG_PORT"], os.environ["SG_DB"]
+# (bench/run.sh sets them; `bench.py --chart` needs none of them)
+PG_BIN = os.environ.get("PG_BIN", "")
+PGDATA = os.environ.get("SG_PGDATA", "")
+SOCK, PORT, DB = (os.environ.get(v, "") for v in ["SG_SOCKDIR", "SG_PORT", "SG_DB"])
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 CLIENTS = [int(c) for c in os.environ.get("BENCH_CLIENTS", "8 32").split()]
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
@@ -574,7 +575,10 @@ def machine():
     return f"{os.cpu_count()} cores ({cpu}), {int(mem) // 1024 // 1024 + 1} GiB, {platform.platform()}"
 
 
-def plot(results, path):
+def plot(results, path, hot=None, grown=None, mem=None, cpu=None):
+    """The chart: each workload against its floor, then (where the run has
+    them) the hot organisation, CPU per call, the hash chain's cost, the
+    big log and backend memory."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -584,10 +588,10 @@ def plot(results, path):
         return False
     cols = 6
     rows = (len(WORKLOADS) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.6 * rows), squeeze=False)
-    flat = [ax for row in axes for ax in row]
-    for ax in flat[len(WORKLOADS):]:
-        ax.axis("off")
+    extra_rows = 2 if (hot or grown or mem or cpu) else 0
+    fig = plt.figure(figsize=(3.4 * cols, 3.6 * (rows + extra_rows)))
+    grid = fig.add_gridspec(rows + extra_rows, cols)
+    flat = [fig.add_subplot(grid[i // cols, i % cols]) for i in range(len(WORKLOADS))]
     for ax, (key, title, *_) in zip(flat, WORKLOADS):
         xs = range(len(CLIENTS))
         w = 0.21
@@ -602,10 +606,85 @@ def plot(results, path):
         ax.set_title(title, fontsize=9)
         ax.set_ylabel("transactions/s")
     flat[0].legend(fontsize=7)
+    titles = {key: title for key, title, *_ in WORKLOADS}
+    xs = range(len(CLIENTS))
+    if hot:
+        ax = fig.add_subplot(grid[rows, 0:2])
+        w = 0.2
+        for off, side, label, color in [(-w, "off", "one org, no slices", "#bbbbbb"),
+                                        (0, "on", "one org, 32 slices", "#2a6fbb"),
+                                        (w, "spread", "100 orgs", "#888888")]:
+            ax.bar([x + off for x in xs], [hot["runs"][c][side]["tps"] for c in CLIENTS], w,
+                   label=label, color=color)
+        ax.set_xticks(list(xs), [f"{c} cl" for c in CLIENTS])
+        ax.set_title("hot organisation: scope reserve + settle", fontsize=9)
+        ax.set_ylabel("transactions/s")
+        ax.legend(fontsize=7)
+    if grown:
+        ax = fig.add_subplot(grid[rows, 2:4])
+        w = 0.2
+        for off, side, which, label, color in [
+                (-1.5 * w, "floor", "empty", "floor, empty log", "#bbbbbb"),
+                (-0.5 * w, "floor", "big", "floor, big log", "#888888"),
+                (0.5 * w, "sg", "empty", "spendguard, empty log", "#9dc3e6"),
+                (1.5 * w, "sg", "big", "spendguard, big log", "#2a6fbb")]:
+            ax.bar([x + off for x in xs],
+                   [(results[("authorize_spread", c)][side] if which == "empty"
+                     else grown["after"][c][side])["tps"] for c in CLIENTS], w,
+                   label=label, color=color)
+        ax.set_xticks(list(xs), [f"{c} cl" for c in CLIENTS])
+        ax.set_title(f"authorize, spread: empty log and {grown['events']:,} rows", fontsize=9)
+        ax.set_ylabel("transactions/s")
+        ax.legend(fontsize=6, loc="lower center")
+    if mem:
+        ax = fig.add_subplot(grid[rows, 4:6])
+        keys = [k for k, _ in MEMORY_WORKLOADS if k in mem and mem[k].get("after_RssAnon_kb") is not None]
+        ax.barh(range(len(keys)), [mem[k]["after_RssAnon_kb"] - mem[k]["before_RssAnon_kb"]
+                                   for k in keys], color="#2a6fbb")
+        ax.set_yticks(range(len(keys)), [dict(MEMORY_WORKLOADS)[k] for k in keys], fontsize=7)
+        ax.invert_yaxis()
+        calls = next(iter(mem.values()))["calls"]
+        ax.set_title(f"backend RssAnon growth over {calls:,} calls", fontsize=9)
+        ax.set_xlabel("kB")
+    if cpu:
+        ax = fig.add_subplot(grid[rows + 1, 0:3])
+        keys = [k for k, *_ in WORKLOADS if (k, "sg") in cpu and (k, "floor") in cpu]
+        ax.bar(range(len(keys)), [cpu[(k, "floor")] / cpu[(k, "sg")] for k in keys], color="#2a6fbb")
+        ax.axhline(0.9, color="#d9822b", linewidth=1, label="0.9")
+        ax.set_xticks(range(len(keys)), [titles[k] for k in keys], rotation=60, ha="right", fontsize=6)
+        ax.set_ylim(0, 1.1)
+        ax.set_title("server CPU per call, 1 client: floor / spendguard", fontsize=9)
+        ax.legend(fontsize=7)
+    chained = [k for k, *_ in WORKLOADS if "unchained" in results[(k, CLIENTS[0])]]
+    if chained:
+        ax = fig.add_subplot(grid[rows + 1, 3:6])
+        w = 0.8 / len(CLIENTS)
+        for i, c in enumerate(CLIENTS):
+            ax.bar([x + (i - (len(CLIENTS) - 1) / 2) * w for x in range(len(chained))],
+                   [(1 - results[(k, c)]["sg"]["tps"] / results[(k, c)]["unchained"]["tps"]) * 100
+                    for k in chained], w, label=f"{c} cl",
+                   color=["#9dc3e6", "#2a6fbb", "#1b4a7d"][i % 3])
+        ax.set_xticks(range(len(chained)), [titles[k] for k in chained], fontsize=7)
+        ax.axhline(0, color="black", linewidth=0.5)
+        ax.set_title("the hash chain's cost: 1 − chained / unchained throughput", fontsize=9)
+        ax.set_ylabel("%")
+        ax.legend(fontsize=7)
     fig.suptitle(f"spendguard vs its floor, pgbench -M {MODE}, median of {RUNS} (higher is better)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.98))
     fig.savefig(path, dpi=100)
     return True
+
+
+def load_state(path):
+    """A bench/out/state.json as main() uses it: keys back to tuples and ints."""
+    state = json.loads(Path(path).read_text())
+    results = {(k, int(c)): v for k, c, v in state["results"]}
+    hot = state["hot"] and {**state["hot"], "runs": {int(c): v for c, v in state["hot"]["runs"].items()}}
+    cpu = {(k, side): v for k, side, v in state["cpu"]}
+    counts = {(k, side): tuple(v) for k, side, v in state.get("counts", [])}
+    grown = state.get("grown") and {**state["grown"],
+                                    "after": {int(c): v for c, v in state["grown"]["after"].items()}}
+    return state, results, hot, cpu, counts, grown
 
 
 def main():
@@ -655,10 +734,8 @@ def main():
             results[(key, clients)] = {side: {**median_run(runs[side]), "spread": spread(runs[side])}
                                        for side in sides}
     if state:
-        results = {(k, int(c)): v for k, c, v in state["results"]}
-        hot = state["hot"] and {**state["hot"], "runs": {int(c): v for c, v in state["hot"]["runs"].items()}}
-        cpu = {(k, side): v for k, side, v in state["cpu"]}
-        counts = counts or {(k, side): tuple(v) for k, side, v in state.get("counts", [])}
+        _, results, hot, cpu, saved_counts, _ = load_state(RESUME)
+        counts = counts or saved_counts
     else:
         hot = hot_org() if HOT_ORG else None
         cpu = cpu_pass() if CPU else {}
@@ -669,7 +746,7 @@ def main():
         "cpu": [[k, side, v] for (k, side), v in cpu.items()],
         "counts": [[k, side, list(v)] for (k, side), v in counts.items()]}))
     if state and state.get("grown"):
-        grown = {**state["grown"], "after": {int(c): v for c, v in state["grown"]["after"].items()}}
+        grown = load_state(RESUME)[5]
     else:
         grown = log_growth() if LOG_EVENTS else None
         if grown:
@@ -677,7 +754,7 @@ def main():
             (OUT / "state.json").write_text(json.dumps({**saved, "grown": grown}))
     mem = memory_check() if MEMORY_CALLS else {}
     print("memory:", json.dumps(mem))
-    chart = plot(results, HERE / "throughput.png")
+    chart = plot(results, HERE / "throughput.png", hot, grown, mem, cpu)
 
     lines = ["# make bench results", "",
              f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: `pgbench -M {MODE}`, "
@@ -856,4 +933,11 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--chart"]:
+        # the chart again from a run's saved figures, without running anything:
+        # bench.py --chart bench/out/state.json [bench/out/memory.json]
+        _, res, hot_, cpu_, _, grown_ = load_state(sys.argv[2])
+        mem_ = json.loads(Path(sys.argv[3]).read_text()) if len(sys.argv) > 3 else {}
+        plot(res, HERE / "throughput.png", hot_, grown_, mem_, cpu_)
+    else:
+        main()
