@@ -682,9 +682,13 @@ def load_state(path):
     hot = state["hot"] and {**state["hot"], "runs": {int(c): v for c, v in state["hot"]["runs"].items()}}
     cpu = {(k, side): v for k, side, v in state["cpu"]}
     counts = {(k, side): tuple(v) for k, side, v in state.get("counts", [])}
-    grown = state.get("grown") and {**state["grown"],
-                                    "after": {int(c): v for c, v in state["grown"]["after"].items()}}
-    return state, results, hot, cpu, counts, grown
+    return state, results, hot, cpu, counts, grown_of(state)
+
+
+def grown_of(state):
+    """The log pass kept in a state, if it ran: its client counts back to ints."""
+    g = state.get("grown")
+    return g and {**g, "after": {int(c): v for c, v in g["after"].items()}}
 
 
 def main():
@@ -744,9 +748,11 @@ def main():
     (OUT / "state.json").write_text(json.dumps({
         "results": [[k, c, v] for (k, c), v in results.items()], "hot": hot,
         "cpu": [[k, side, v] for (k, side), v in cpu.items()],
-        "counts": [[k, side, list(v)] for (k, side), v in counts.items()]}))
+        "counts": [[k, side, list(v)] for (k, side), v in counts.items()],
+        # a resumed state's log pass stays (BENCH_RESUME may name this file)
+        **({"grown": state["grown"]} if state and state.get("grown") else {})}))
     if state and state.get("grown"):
-        grown = load_state(RESUME)[5]
+        grown = grown_of(state)
     else:
         grown = log_growth() if LOG_EVENTS else None
         if grown:
