@@ -675,14 +675,13 @@ def plot(results, path, hot=None, grown=None, mem=None, cpu=None):
     return True
 
 
-def load_state(path):
-    """A bench/out/state.json as main() uses it: keys back to tuples and ints."""
-    state = json.loads(Path(path).read_text())
+def unpack(state):
+    """A parsed bench/out/state.json as main() uses it: keys back to tuples and ints."""
     results = {(k, int(c)): v for k, c, v in state["results"]}
     hot = state["hot"] and {**state["hot"], "runs": {int(c): v for c, v in state["hot"]["runs"].items()}}
     cpu = {(k, side): v for k, side, v in state["cpu"]}
     counts = {(k, side): tuple(v) for k, side, v in state.get("counts", [])}
-    return state, results, hot, cpu, counts, grown_of(state)
+    return results, hot, cpu, counts, grown_of(state)
 
 
 def grown_of(state):
@@ -738,7 +737,7 @@ def main():
             results[(key, clients)] = {side: {**median_run(runs[side]), "spread": spread(runs[side])}
                                        for side in sides}
     if state:
-        _, results, hot, cpu, saved_counts, _ = load_state(RESUME)
+        results, hot, cpu, saved_counts, _ = unpack(state)
         counts = counts or saved_counts
     else:
         hot = hot_org() if HOT_ORG else None
@@ -942,7 +941,7 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["--chart"]:
         # the chart again from a run's saved figures, without running anything:
         # bench.py --chart bench/out/state.json [bench/out/memory.json]
-        _, res, hot_, cpu_, _, grown_ = load_state(sys.argv[2])
+        res, hot_, cpu_, _, grown_ = unpack(json.loads(Path(sys.argv[2]).read_text()))
         mem_ = json.loads(Path(sys.argv[3]).read_text()) if len(sys.argv) > 3 else {}
         plot(res, HERE / "throughput.png", hot_, grown_, mem_, cpu_)
     else:
